@@ -1,0 +1,127 @@
+"""The topic catalogue (docs/EVENTS.md) and idempotent topic creation.
+
+Topics are created explicitly with their partition counts; nothing relies on broker
+auto-creation. Partition counts are defaults: pass ``partitions={"facility.gpu": 16}`` to change
+one (for example more worker processes than partitions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from kafka.admin import KafkaAdminClient
+
+from streams.settings import Settings
+
+__all__ = [
+    "ALL_TOPICS",
+    "DEFAULT_PARTITIONS",
+    "FACILITY_COOLING",
+    "FACILITY_GPU",
+    "FACILITY_JOBS",
+    "FACILITY_LEASES",
+    "FACILITY_NETWORK",
+    "FACILITY_POWER",
+    "FACILITY_TOPOLOGY",
+    "TWIN_DEADLETTER",
+    "TWIN_KPIS",
+    "TopicError",
+    "ensure_topics",
+    "topic_partitions",
+]
+
+FACILITY_GPU: Final = "facility.gpu"
+FACILITY_POWER: Final = "facility.power"
+FACILITY_COOLING: Final = "facility.cooling"
+FACILITY_JOBS: Final = "facility.jobs"
+FACILITY_LEASES: Final = "facility.leases"
+FACILITY_TOPOLOGY: Final = "facility.topology"
+FACILITY_NETWORK: Final = "facility.network"
+TWIN_KPIS: Final = "twin.kpis"
+TWIN_DEADLETTER: Final = "twin.deadletter"
+
+#: Default partition count of every topic the twin uses.
+DEFAULT_PARTITIONS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        FACILITY_GPU: 8,
+        FACILITY_POWER: 4,
+        FACILITY_COOLING: 4,
+        FACILITY_JOBS: 4,
+        FACILITY_LEASES: 1,
+        FACILITY_TOPOLOGY: 4,
+        FACILITY_NETWORK: 1,
+        TWIN_KPIS: 4,
+        TWIN_DEADLETTER: 1,
+    }
+)
+
+ALL_TOPICS: Final[tuple[str, ...]] = tuple(DEFAULT_PARTITIONS)
+
+# Kafka's TOPIC_ALREADY_EXISTS error code.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicError(RuntimeError):
+    """A topic could not be created or is not usable."""
+
+
+def topic_partitions(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The catalogue's partition counts with ``overrides`` applied (unknown names rejected)."""
+    result = dict(DEFAULT_PARTITIONS)
+    for name, count in (overrides or {}).items():
+        if name not in result:
+            raise ValueError(f"unknown topic {name!r}; known: {', '.join(ALL_TOPICS)}")
+        if count < 1:
+            raise ValueError(f"topic {name!r}: partitions must be >= 1, got {count}")
+        result[name] = count
+    return result
+
+
+def ensure_topics(
+    settings: Settings,
+    partitions: Mapping[str, int] | None = None,
+    *,
+    bootstrap: str | None = None,
+    replication_factor: int = 1,
+    timeout_s: float = 30.0,
+) -> dict[str, int]:
+    """Create the catalogue's topics that do not exist yet and wait until all have leaders.
+
+    Idempotent: existing topics are left as they are (their partition count is never changed,
+    since that would remap keys to partitions). Returns each topic's actual partition count.
+    """
+    wanted = topic_partitions(partitions)
+    timeout_ms = int(timeout_s * 1000)
+    admin = KafkaAdminClient(
+        **settings.kafka_python_kwargs(bootstrap),
+        client_id="twin-topics",
+        bootstrap_timeout_ms=timeout_ms,
+        request_timeout_ms=timeout_ms,
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = {name: n for name, n in wanted.items() if name not in existing}
+        if missing:
+            spec = {
+                name: {"num_partitions": n, "replication_factor": replication_factor}
+                for name, n in missing.items()
+            }
+            response = admin.create_topics(spec, timeout_ms=timeout_ms, raise_errors=False)
+            _raise_on_errors(response)
+        admin.wait_for_topics(list(wanted), timeout_ms=timeout_ms)
+        counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(wanted))}
+        return {name: counts[name] for name in wanted}
+    finally:
+        admin.close()
+
+
+def _raise_on_errors(response: Mapping[str, Any]) -> None:
+    problems = [
+        f"{t['name']}: {t.get('error_message') or 'error code ' + str(t['error_code'])}"
+        for t in response.get("topics", [])
+        if t["error_code"] not in (0, _TOPIC_ALREADY_EXISTS)
+    ]
+    if problems:
+        raise TopicError("could not create topics: " + "; ".join(problems))
