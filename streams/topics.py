@@ -7,11 +7,13 @@ one (for example more worker processes than partitions).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from streams.settings import Settings
 
@@ -87,7 +89,8 @@ def ensure_topics(
     replication_factor: int = 1,
     timeout_s: float = 30.0,
 ) -> dict[str, int]:
-    """Create the catalogue's topics that do not exist yet and wait until all have leaders.
+    """Create the catalogue's topics that do not exist yet; wait until all have leaders and
+    the group coordinator answers.
 
     Idempotent: existing topics are left as they are (their partition count is never changed,
     since that would remap keys to partitions). Returns each topic's actual partition count.
@@ -111,10 +114,26 @@ def ensure_topics(
             response = admin.create_topics(spec, timeout_ms=timeout_ms, raise_errors=False)
             _raise_on_errors(response)
         admin.wait_for_topics(list(wanted), timeout_ms=timeout_ms)
+        _wait_for_group_coordinator(admin, timeout_s)
         counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(wanted))}
         return {name: counts[name] for name in wanted}
     finally:
         admin.close()
+
+
+def _wait_for_group_coordinator(admin: KafkaAdminClient, timeout_s: float) -> None:
+    """Block until consumer groups can form (a fresh broker first creates __consumer_offsets),
+    so the consumers that start next do not begin with a burst of retriable errors."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin.describe_groups(["twin-readiness-probe"])
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise TopicError(f"the group coordinator is not available: {exc}") from exc
+            time.sleep(0.2)
+        else:
+            return
 
 
 def _raise_on_errors(response: Mapping[str, Any]) -> None:

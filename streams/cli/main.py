@@ -17,6 +17,8 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 #: One entry per subcommand module under ``streams.cli``; add yours here.
 COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli.mfu_cmd",
+    "streams.cli.broker_cmd",
+    "streams.cli.demo_cmd",
 )
 
 
