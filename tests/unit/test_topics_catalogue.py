@@ -1,0 +1,46 @@
+"""The topic catalogue: names and partition counts from docs/EVENTS.md, overridable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from streams import topics
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_catalogue_partition_counts() -> None:
+    assert topics.topic_partitions() == {
+        "facility.gpu": 8,
+        "facility.power": 4,
+        "facility.cooling": 4,
+        "facility.jobs": 4,
+        "facility.leases": 1,
+        "facility.topology": 4,
+        "facility.network": 1,
+        "twin.kpis": 4,
+        "twin.deadletter": 1,
+    }
+
+
+def test_catalogue_matches_the_event_contract_doc() -> None:
+    doc = (REPO / "docs" / "EVENTS.md").read_text()
+    documented = set(re.findall(r"^\| `((?:facility|twin)\.[a-z]+)` \|", doc, flags=re.MULTILINE))
+    assert documented == set(topics.ALL_TOPICS)
+
+
+def test_overrides_change_only_the_named_topic() -> None:
+    counts = topics.topic_partitions({topics.FACILITY_GPU: 16})
+    assert counts[topics.FACILITY_GPU] == 16
+    assert counts[topics.FACILITY_POWER] == topics.DEFAULT_PARTITIONS[topics.FACILITY_POWER]
+    assert topics.DEFAULT_PARTITIONS[topics.FACILITY_GPU] == 8  # the defaults stay as they are
+
+
+def test_unknown_topic_or_bad_count_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown topic"):
+        topics.topic_partitions({"facility.gpus": 8})
+    with pytest.raises(ValueError, match=">= 1"):
+        topics.topic_partitions({topics.FACILITY_GPU: 0})
