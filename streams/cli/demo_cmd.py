@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from schemas import TOPIC_EVENT_TYPES, EventError, decode
 from streams import broker
 from streams.cli.main import CliError
 from streams.cli.options import add_kafka_flags, add_setting_flags, settings_from_args
@@ -86,7 +87,8 @@ def demo_events(source_id: str, ts_ns: int) -> list[tuple[str, str, dict[str, An
 
 
 def run_demo(settings: Settings, bootstrap: str) -> list[DemoRecord]:
-    """Create the topics, send the demo events, read them back; returns what was read."""
+    """Create the topics, send the demo events, read them back (validated by the event
+    contracts in :mod:`schemas`); returns what was read."""
     ensure_topics(settings, bootstrap=bootstrap)
     run_id = uuid.uuid4().hex[:12]
     source_id = f"twin-demo-{run_id}"
@@ -96,11 +98,12 @@ def run_demo(settings: Settings, bootstrap: str) -> list[DemoRecord]:
         **settings.kafka_python_kwargs(bootstrap),
         client_id="twin-demo",
         acks="all",
-        key_serializer=str.encode,
-        value_serializer=orjson.dumps,
     )
     try:
-        futures = [producer.send(topic, key=key, value=event) for topic, key, event in events]
+        futures = [
+            producer.send(topic, key=key.encode(), value=orjson.dumps(event))
+            for topic, key, event in events
+        ]
         producer.flush()
         for future in futures:
             future.get(timeout=_READ_TIMEOUT_S)
@@ -141,8 +144,9 @@ async def _read_back(
             batches = await consumer.getmany(timeout_ms=500)
             for messages in batches.values():
                 for msg in messages:
-                    event = orjson.loads(msg.value)
-                    if event.get("source_id") != source_id:
+                    # Validate at the edge with the event contracts, as the worker does.
+                    event = decode(msg.value, TOPIC_EVENT_TYPES.get(msg.topic, ())).model_dump()
+                    if event["source_id"] != source_id:
                         continue  # an earlier demo run's event: the broker keeps its data
                     key = msg.key.decode() if msg.key is not None else ""
                     records.append(DemoRecord(msg.topic, msg.partition, msg.offset, key, event))
@@ -174,7 +178,14 @@ def _run(args: argparse.Namespace) -> int:
             print(f"Kafka: {where} at {bootstrap}", flush=True)
             records = run_demo(settings, bootstrap)
             _print(records, bootstrap)
-    except (broker.BrokerError, TopicError, KafkaError, AIOKafkaError, TimeoutError) as exc:
+    except (
+        broker.BrokerError,
+        TopicError,
+        KafkaError,
+        AIOKafkaError,
+        EventError,
+        TimeoutError,
+    ) as exc:
         raise CliError(f"{type(exc).__name__}: {exc}") from None
     if was_running:
         print("the local broker was already running: left running")

@@ -58,12 +58,10 @@ async def _consume_in_group(
 def test_kafka_python_producer_to_aiokafka_consumer_group(broker_settings: Settings) -> None:
     topic = _create_topic(broker_settings, partitions=3)
     sent = [(f"rack-{i % 5}", f'{{"seq": {i}}}'.encode()) for i in range(60)]
-    producer = KafkaProducer(
-        **broker_settings.kafka_python_kwargs(), acks="all", key_serializer=str.encode
-    )
+    producer = KafkaProducer(**broker_settings.kafka_python_kwargs(), acks="all")
     try:
         for key, value in sent:
-            producer.send(topic, key=key, value=value)
+            producer.send(topic, key=key.encode(), value=value)
         producer.flush()
     finally:
         producer.close()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
+from schemas import TOPIC_EVENT_TYPES, decode
+from schemas import topics as contract
 from streams import topics
+from streams.cli.demo_cmd import demo_events
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,3 +48,17 @@ def test_unknown_topic_or_bad_count_is_rejected() -> None:
         topics.topic_partitions({"facility.gpus": 8})
     with pytest.raises(ValueError, match=">= 1"):
         topics.topic_partitions({topics.FACILITY_GPU: 0})
+
+
+def test_catalogue_agrees_with_the_event_contracts() -> None:
+    assert set(topics.ALL_TOPICS) == {
+        *contract.INPUT_TOPICS,
+        contract.KPI_TOPIC,
+        contract.DEADLETTER_TOPIC,
+    }
+
+
+def test_demo_events_are_valid_events_on_their_topics() -> None:
+    for topic, _key, event in demo_events("twin-demo-test", 1_700_000_000_000_000_000):
+        decoded = decode(orjson.dumps(event), TOPIC_EVENT_TYPES[topic])
+        assert decoded.event_type == event["event_type"]
