@@ -28,7 +28,9 @@ __all__ = [
     "COLUMNS",
     "DCGM_FIELDS",
     "FLOAT_COLUMNS",
+    "FLOAT_ROWS",
     "INT_COLUMNS",
+    "INT_ROWS",
     "MAX_GPUS_PER_MESSAGE",
     "NUMERIC_COLUMNS",
     "POWER_LIMIT_FACTOR",
@@ -72,6 +74,14 @@ FLOAT_COLUMNS: Final[tuple[str, ...]] = tuple(c for c in NUMERIC_COLUMNS if c no
 COLUMNS: Final[tuple[str, ...]] = ("gpu_index", "gpu_uuid", *NUMERIC_COLUMNS[1:])
 POWER_ROW: Final = NUMERIC_COLUMNS.index("power_w")
 SLOT_ROW: Final = NUMERIC_COLUMNS.index("job_slot")
+#: Rows of the numeric block holding :data:`FLOAT_COLUMNS` (contiguous) and :data:`INT_COLUMNS`.
+FLOAT_ROWS: Final = slice(1, 10)
+INT_ROWS: Final[tuple[int, ...]] = (0, 10, 11)
+if (
+    NUMERIC_COLUMNS[FLOAT_ROWS] != FLOAT_COLUMNS
+    or tuple(NUMERIC_COLUMNS[r] for r in INT_ROWS) != INT_COLUMNS
+):  # pragma: no cover - guards an edit of the column order
+    raise ImportError("schemas.telemetry: FLOAT_ROWS/INT_ROWS do not match NUMERIC_COLUMNS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,22 +151,28 @@ DCGM_FIELDS: Final[dict[str, str]] = {
 }
 
 
+def _num(x: float) -> str:
+    """``700`` rather than ``700.0``, ``2147483647`` rather than ``2.14748e+09``."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e18 else f"{x:g}"
+
+
 def _column(name: str) -> Any:
     """Field for a numeric column; its JSON Schema carries the range from :data:`RANGES`."""
     rng = RANGES[name]
     kind = "integer" if name in INT_COLUMNS else "number"
     items: dict[str, Any] = {"type": kind, "minimum": rng.lo}
     if name == "power_w":
-        rule = f"0 <= x <= {POWER_LIMIT_FACTOR:g} x TDP of gpu_model (at most {rng.hi:g})"
+        rule = f"0 <= x <= {_num(POWER_LIMIT_FACTOR)} x TDP of gpu_model (at most {_num(rng.hi)})"
     elif name == "job_slot":
         rule = "-1 (no job) or an index into jobs"
     elif rng.hi >= _FLOAT_MAX:
-        rule = f">= {rng.lo:g}, finite"
+        rule = f">= {_num(rng.lo)}, finite"
     else:
-        rule = f"{rng.lo:g} <= x <= {rng.hi:g}"
+        rule = f"{_num(rng.lo)} <= x <= {_num(rng.hi)}"
     if name != "job_slot" and rng.hi < _FLOAT_MAX:
         items["maximum"] = rng.hi
-    description = f"{DCGM_FIELDS[name]}; unit{rng.unit or ': none'}; {rule}. One entry per GPU."
+    unit = f" Unit:{rng.unit}." if rng.unit else ""
+    description = f"{DCGM_FIELDS[name]}.{unit} Rule: {rule}. One entry per GPU."
     return Field(description=description, json_schema_extra={"items": items})
 
 
@@ -166,8 +182,8 @@ def _rule(name: str, value: float, gpu_model: str, n_jobs: int) -> str:
     if name == "power_w":
         tdp = GPU_MODELS[gpu_model].tdp_w
         return (
-            f"must be 0 <= x <= {power_limit_w(gpu_model):g} W "
-            f"({POWER_LIMIT_FACTOR:g} x the {tdp:g} W TDP of {gpu_model})"
+            f"must be 0 <= x <= {_num(power_limit_w(gpu_model))} W "
+            f"({_num(POWER_LIMIT_FACTOR)} x the {_num(tdp)} W TDP of {gpu_model})"
         )
     if name == "job_slot":
         if n_jobs == 0:
@@ -175,8 +191,8 @@ def _rule(name: str, value: float, gpu_model: str, n_jobs: int) -> str:
         return f"must be -1 (no job) or an index into jobs (0..{n_jobs - 1})"
     rng = RANGES[name]
     if rng.hi >= _FLOAT_MAX:
-        return f"must be >= {rng.lo:g}{rng.unit} and finite"
-    return f"must be {rng.lo:g} <= x <= {rng.hi:g}{rng.unit}"
+        return f"must be >= {_num(rng.lo)}{rng.unit} and finite"
+    return f"must be {_num(rng.lo)} <= x <= {_num(rng.hi)}{rng.unit}"
 
 
 def range_violation(columns: Sequence[Sequence[float]], gpu_model: str, n_jobs: int) -> str | None:

@@ -16,6 +16,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: One entry per subcommand module under ``streams.cli``; add yours here.
 COMMAND_MODULES: tuple[str, ...] = (
+    "streams.cli.schemas_cmd",
     "streams.cli.mfu_cmd",
     "streams.cli.broker_cmd",
     "streams.cli.demo_cmd",
