@@ -333,8 +333,15 @@ def _render_config(settings: Settings, paths: _Paths, infra_dir: Path) -> None:
 
 
 def _new_cluster_id() -> str:
-    """A Kafka cluster id: a random UUID, URL-safe base64 without padding (22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id: a random UUID, URL-safe base64 without padding (22 characters).
+
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with "-": command-line tools
+    would take it for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _cluster_id(paths: _Paths) -> str:
@@ -382,8 +389,8 @@ def _format_storage(java: str, paths: _Paths, infra_dir: Path) -> None:
     command = [
         *_jvm_base(java, "256m", paths, infra_dir),
         "kafka.tools.StorageTool", "format",
-        "--cluster-id", _cluster_id(paths),
-        "--config", str(paths.config),
+        f"--cluster-id={_cluster_id(paths)}",
+        f"--config={paths.config}",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

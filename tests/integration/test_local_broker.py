@@ -198,3 +198,12 @@ def test_a_broker_that_cannot_start_is_reported_with_its_log(tmp_path: Path) -> 
     assert _jvms_using(settings.broker_dir.resolve()) == []
     assert not (settings.broker_dir / "broker.pid").exists()
     assert os.path.isdir(settings.broker_dir / "logs")
+
+
+def test_a_cluster_id_that_looks_like_an_option_still_formats(own_broker: Settings) -> None:
+    own_broker.broker_dir.mkdir(parents=True)
+    (own_broker.broker_dir / "cluster.id").write_text("-Ab3dE5fG7hI9jK1lM3nOg\n")
+    pid = broker.start_broker(own_broker).status.pid
+    assert pid is not None
+    meta = (own_broker.broker_dir / "data" / "meta.properties").read_text()
+    assert "cluster.id=-Ab3dE5fG7hI9jK1lM3nOg" in meta

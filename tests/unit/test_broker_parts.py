@@ -57,6 +57,13 @@ def test_cluster_id_is_made_once_and_kept(tmp_path: Path) -> None:
     assert broker._cluster_id(paths) == first
 
 
+def test_new_cluster_ids_never_look_like_options() -> None:
+    # One random id in 64 would start with "-"; a thousand make that case all but certain.
+    ids = {broker._new_cluster_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert not any(i.startswith("-") for i in ids)
+
+
 def test_cluster_id_is_recovered_from_formatted_storage(tmp_path: Path) -> None:
     paths = broker._paths(_settings(tmp_path))
     paths.data.mkdir(parents=True)
