@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli.mfu_cmd",
     "streams.cli.broker_cmd",
     "streams.cli.demo_cmd",
+    "streams.cli.simulate_cmd",
 )
 
 
