@@ -1,0 +1,30 @@
+"""The twin's pure core: columnar state, event-sourced reducers and numpy kernels.
+
+Never imports faust, kafka, aiokafka or duckdb, and never touches the filesystem.
+"""
+
+from __future__ import annotations
+
+from twin.checksum import state_checksum
+from twin.reducers import apply
+from twin.results import KPI_COLUMNS, SCOPES, Ledger, ScopeTable, Stragglers, TickResult
+from twin.scoring import EstimatorScore, kpi_rows, score_estimates
+from twin.state import TwinState
+from twin.ticks import close_tick, fold_events
+
+__all__ = [
+    "KPI_COLUMNS",
+    "SCOPES",
+    "EstimatorScore",
+    "Ledger",
+    "ScopeTable",
+    "Stragglers",
+    "TickResult",
+    "TwinState",
+    "apply",
+    "close_tick",
+    "fold_events",
+    "kpi_rows",
+    "score_estimates",
+    "state_checksum",
+]

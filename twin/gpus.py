@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["GPU_MODELS", "GpuSpec", "gpu_spec", "model_code", "MODEL_NAMES"]
+__all__ = ["GPU_MODELS", "MODEL_NAMES", "GpuSpec", "gpu_spec", "model_code"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,422 @@
+"""The tick's kernels: every KPI of every scope, computed on cells (see :mod:`twin.cells`).
+
+Per cell c (GPUs sharing rack, job, work-share class, lease and status) over a tick of dt:
+
+- GPU-time ``G_c = cell_n * dt + cell_corr_ns`` (GPU-ns the cell's members spent in it).
+- Time fractions: the estimator's per-sample nanoseconds in each of the six categories,
+  normalized to the cell's observed sample time and weighted by ``G_c``; a cell no sample
+  covered falls back to its status (down, unallocated, else allocated idle). Scope fractions
+  are therefore GPU-weighted; they sum to 1.
+- Energy ``E_c``: board energy by category (per sample, so energy drawn while computing is
+  charged to compute), plus the cell's share of its rack's non-GPU power (PDU - sum of the rack's
+  board energy, floored at 0), split evenly per GPU-second and by the cell's time fractions.
+- Credited FLOPs ``A_c`` (job steps ending in the tick) are capped at the cell's peak
+  ``sum peak_i * dt`` so MFU stays in [0, 1]; the excess carries into the next tick.
+  ``mfu_c = A_c / (peak_c * G_c)``; useful = ``E_c * mfu_c`` (every GPU of a cell has the same
+  mfu_i, so this is exactly sum E_i * mfu_i); kernel inefficiency = compute energy - useful.
+- The ledger columns (useful, kernel inefficiency, straggler wait, comm stall, allocated idle,
+  unallocated, down) sum to ``E_c``; the facility adds overhead = meter total - meter IT.
+
+Scopes: cells -> racks -> halls -> campuses -> facility, racks -> generations (racks are
+homogeneous), cells -> jobs and cells -> tenants (lease owner; "unleased" otherwise), each one
+gather plus ``np.add.reduceat`` over a (quantities x groups) matrix, with the sort orders cached
+until the cells change. Ratios (fractions, MFU, $/PFLOP-h) are derived once, for all scopes
+together, from the summed quantities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.gpus import MODEL_NAMES
+from twin.results import KPI_COLUMNS, SCOPES, Ledger, ScopeTable, Stragglers, TickResult
+from twin.state import ACC_E, ACC_T, COUNTERS, Cat, Mode, TwinState
+
+__all__ = ["compute_tick"]
+
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+IP = npt.NDArray[np.intp]
+
+_J_PER_MWH: Final = 3.6e9
+_FLOP_PER_PFLOP_H: Final = 1e15 * 3600.0
+_HOURS_PER_MONTH: Final = 730.0
+
+# rows of the additive per-cell matrix
+(
+    _GPU_NS,
+    _T0,
+    _FLOPS,
+    _PEAK,
+    _GPU_J,
+    _IT_J,
+    _USEFUL,
+    _KERNEL,
+    _E0,
+    _STRAG_S,
+    _REVENUE,
+) = (0, 1, 7, 8, 9, 10, 11, 12, 13, 18, 19)
+_NQ: Final = 20
+_COL: Final = {name: k for k, name in enumerate(KPI_COLUMNS)}
+
+
+_MAX_LAYERS: Final = 8
+_MIN_LAYERED: Final = 256  # fewer items: one reduceat is cheaper than a few gathers
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Groups:
+    """Items grouped by key: ``ids[g]`` owns ``perm[starts[g]:starts[g+1]]`` (``perm`` None:
+    items already in key order). When every group is short (at most ``_MAX_LAYERS`` items, as
+    with cells per rack), sums are one gather of each group's first item plus a few gathers of
+    its second, third... items; otherwise ``np.add.reduceat``."""
+
+    perm: IP | None
+    starts: IP
+    ids: I64
+    first: IP | None  # item of rank 0 of each group (layered sums)
+    layers: tuple[tuple[IP, IP], ...]  # (items of rank k, their groups), k >= 1
+    group: IP  # the group of every item
+
+    @staticmethod
+    def of(keys: npt.NDArray[np.integer]) -> _Groups:
+        empty = np.zeros(0, np.intp)
+        if keys.size == 0:
+            return _Groups(None, empty, np.zeros(0, np.int64), empty, (), empty)
+        perm = np.argsort(keys, kind="stable")
+        ordered = keys[perm]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        ids = ordered[starts].astype(np.int64)
+        sizes = np.diff(np.r_[starts, keys.size])
+        sorted_group = np.repeat(np.arange(starts.size), sizes)
+        group = np.empty(keys.size, np.intp)
+        group[perm] = sorted_group
+        identity = bool(np.array_equal(perm, np.arange(perm.size)))
+        if int(sizes.max()) > _MAX_LAYERS or keys.size < _MIN_LAYERED:
+            return _Groups(None if identity else perm, starts, ids, None, (), group)
+        rank = np.arange(keys.size) - starts[sorted_group]
+        layers = tuple(
+            (perm[rank == k], sorted_group[rank == k]) for k in range(1, int(sizes.max()))
+        )
+        return _Groups(None if identity else perm, starts, ids, perm[starts], layers, group)
+
+    @staticmethod
+    def runs(keys: npt.NDArray[np.integer]) -> _Groups:
+        """Group by runs of equal keys when every key's items are contiguous (no sort needed:
+        the output keeps the items' order); otherwise like :meth:`of`."""
+        if keys.size == 0:
+            return _Groups.of(keys)
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        ids = keys[starts].astype(np.int64)
+        if np.unique(ids).size != ids.size:
+            return _Groups.of(keys)
+        sizes = np.diff(np.r_[starts, keys.size])
+        group = np.repeat(np.arange(starts.size), sizes)
+        if int(sizes.max()) > _MAX_LAYERS or keys.size < _MIN_LAYERED:
+            return _Groups(None, starts, ids, None, (), group)
+        rank = np.arange(keys.size) - starts[group]
+        items = np.arange(keys.size)
+        layers = tuple((items[rank == k], group[rank == k]) for k in range(1, int(sizes.max())))
+        return _Groups(None, starts, ids, starts, layers, group)
+
+    def sum(self, q: F64) -> F64:
+        if self.starts.size == 0:
+            return np.zeros((q.shape[0], 0))
+        if self.first is not None:
+            out = np.take(q, self.first, axis=1)
+            for items, groups in self.layers:
+                out[:, groups] += np.take(q, items, axis=1)
+            return out
+        data = q if self.perm is None else np.take(q, self.perm, axis=1)
+        return np.add.reduceat(data, self.starts, axis=1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Plan:
+    rack: _Groups  # cells -> racks, racks in topology order (campus, hall, model, rack)
+    rack_index: I64  # the rack of each rack group
+    hall_gen: _Groups  # racks -> (hall, generation)
+    hall: _Groups  # (hall, generation) -> halls
+    gen: _Groups  # (hall, generation) -> generations
+    campus: _Groups  # halls -> campuses
+    pair: _Groups  # cells -> (tenant, job)
+    job_pairs: IP  # the pairs that have a job
+    job: _Groups  # those pairs -> jobs
+    tenant: _Groups  # pairs -> tenants
+    cell_lease1: IP  # lease of each cell + 1 (0: none)
+    names: tuple[tuple[str, ...], ...]  # ids of every scope, in SCOPES order
+
+
+def _plan(state: TwinState) -> _Plan:
+    key = (
+        state.cells_version,
+        state.n["cell"],
+        state.n["rack"],
+        state.n["lease"],
+        state.n["tenant"],
+        state.n["job"],
+    )
+    cached = state.cache.get("plan")
+    if isinstance(cached, tuple) and cached[0] == key:
+        plan: _Plan = cached[1]
+        return plan
+    n, n_rack = state.n["cell"], state.n["rack"]
+    # racks ranked in topology order, so halls and campuses are runs of racks
+    hall_of = state.rack_hall[:n_rack]
+    by_topology = np.lexsort(
+        (np.arange(n_rack), state.rack_model[:n_rack], hall_of, state.hall_campus[hall_of])
+    )
+    rank = np.empty(n_rack, np.int64)
+    rank[by_topology] = np.arange(n_rack)
+    rack = _Groups.of(rank[state.cell_rack[:n]])
+    racks = by_topology[rack.ids].astype(np.int64)
+    hall_gen = _Groups.runs(state.rack_hall[racks].astype(np.int64) * 256 + state.rack_model[racks])
+    hall = _Groups.runs(hall_gen.ids // 256)
+    gen = _Groups.of(hall_gen.ids % 256)
+    campus = _Groups.runs(state.hall_campus[hall.ids])
+    # cells are kept sorted by (tenant, job) first (see compact_cells): these are runs
+    lease = state.cell_lease[:n]
+    tenant_of = np.where(lease >= 0, state.lease_tenant[np.maximum(lease, 0)], 0).astype(np.int64)
+    width = np.int64(state.n["job"] + 1)
+    pair = _Groups.runs(tenant_of * width + state.cell_job[:n] + 1)
+    pair_job = pair.ids % width - 1
+    job_pairs = np.flatnonzero(pair_job >= 0)
+    job = _Groups.of(pair_job[job_pairs])
+    tenant = _Groups.of(pair.ids // width)
+    names = (
+        ("facility",),
+        tuple(state.campus_ids[int(i)] for i in campus.ids),
+        tuple(state.hall_ids[int(i)] for i in hall.ids),
+        tuple(state.rack_ids[int(i)] for i in racks),
+        tuple(MODEL_NAMES[int(i)] for i in gen.ids),
+        tuple(state.job_ids[int(i)] for i in job.ids),
+        tuple(state.tenant_ids),
+    )
+    lease1 = (lease + 1).astype(np.intp)
+    plan = _Plan(
+        rack, racks, hall_gen, hall, gen, campus, pair, job_pairs, job, tenant, lease1, names
+    )
+    state.cache["plan"] = (key, plan)
+    return plan
+
+
+def _cell_quantities(
+    state: TwinState, plan: _Plan, start_ns: int, end_ns: int
+) -> tuple[F64, F64, F64]:
+    """The additive per-cell matrix (``_NQ`` x cells), the FLOP carry, and per-lease revenue."""
+    n = state.n["cell"]
+    dt_ns = end_ns - start_ns
+    acc = state.cell_acc[:, :n]
+    t6 = acc[ACC_T : ACC_T + Cat.N]
+    e6 = acc[ACC_E : ACC_E + Cat.N] * 1e-6
+    observed = t6.sum(axis=0)
+    q = np.empty((_NQ, n))
+    gpu_ns = q[_GPU_NS]
+    np.multiply(state.cell_n[:n], dt_ns, out=gpu_ns, casting="unsafe")
+    gpu_ns += state.cell_corr_ns[:n]
+    np.maximum(gpu_ns, 0.0, out=gpu_ns)
+    # time: normalized to the cell's observed sample time, weighted by its GPU-time
+    seen = observed > 0
+    np.multiply(t6, np.divide(gpu_ns, observed, out=np.zeros(n), where=seen), out=q[_T0 : _T0 + 6])
+    if not seen.all():  # no sample covered the cell: fall back to its status
+        blind = np.flatnonzero(~seen)
+        mode = state.cell_mode[blind]
+        row = np.where(mode == Mode.DOWN, 5, np.where(mode == Mode.UNALLOC, 4, 3))
+        q[_T0 + row, blind] = gpu_ns[blind]
+    # energy: board energy by category plus the share of the rack's non-GPU energy
+    board = q[_GPU_J]
+    np.sum(e6, axis=0, out=board)
+    n_racks = plan.rack_index.size
+    rack_board = np.bincount(plan.rack.group, board, minlength=n_racks)
+    rack_ns = np.bincount(plan.rack.group, gpu_ns, minlength=n_racks)
+    non_gpu = np.maximum(state.rack_pdu_j[plan.rack_index] - rack_board, 0.0)
+    non_gpu *= state.rack_pdu_seen[plan.rack_index]
+    per_rack = np.divide(non_gpu, rack_ns, out=np.zeros(rack_ns.size), where=rack_ns > 0)
+    per_ns = per_rack[plan.rack.group]
+    ledger = q[_KERNEL : _KERNEL + 6]  # compute energy (kernel row, for now), strag, ... down
+    np.multiply(q[_T0 : _T0 + 6], per_ns, out=ledger)
+    ledger += e6
+    it = q[_IT_J]
+    np.multiply(per_ns, gpu_ns, out=it)
+    it += board
+    # credited FLOPs, capped at peak with carry; useful energy
+    peak = q[_PEAK]
+    np.multiply(state.cell_peak[:n], gpu_ns, out=peak)
+    peak *= 1e-9
+    avail = state.cell_flops[:n] + state.cell_carry[:n]
+    flops = q[_FLOPS]
+    np.minimum(avail, peak, out=flops)
+    carry = avail - flops
+    useful = q[_USEFUL]
+    np.divide(flops, peak, out=useful, where=peak > 0)
+    useful[peak <= 0] = 0.0
+    useful *= it
+    q[_KERNEL] -= useful
+    q[_STRAG_S] = state.cell_strag_s[:n]
+    revenue, lease_rev = _revenue(state, plan, start_ns, end_ns, gpu_ns)
+    if revenue is None:
+        q[_REVENUE] = 0.0
+    else:
+        q[_REVENUE] = revenue
+    return q, carry, lease_rev
+
+
+def _revenue(
+    state: TwinState, plan: _Plan, start_ns: int, end_ns: int, gpu_ns: F64
+) -> tuple[F64 | None, F64]:
+    """Lease revenue over the tick spread over each lease's GPU-time: per cell (None: no
+    leases), and per lease as (accrued, accrued by leases holding no GPUs)."""
+    n_lease = state.n["lease"]
+    if n_lease == 0:
+        return None, np.zeros((2, 0))
+    lo = np.maximum(state.lease_start_ns[:n_lease], start_ns)
+    hi = np.minimum(state.lease_eff_end_ns[:n_lease], end_ns)
+    out = np.empty((2, n_lease))
+    rev = out[0]
+    np.subtract(hi, lo, out=rev, casting="unsafe")
+    np.maximum(rev, 0.0, out=rev)
+    rev *= state.lease_usd_per_month[:n_lease]
+    rev *= 1e-9 / (_HOURS_PER_MONTH * 3600.0)
+    lease_ns = np.bincount(plan.cell_lease1, gpu_ns, minlength=n_lease + 1)[1:]
+    held = lease_ns > 0
+    per = np.zeros(n_lease + 1)  # per[0]: no lease
+    np.divide(rev, lease_ns, out=per[1:], where=held)
+    np.multiply(rev, ~held, out=out[1])
+    return per[plan.cell_lease1] * gpu_ns, out
+
+
+def _derive(s: F64, dt_ns: float, overhead_ratio: float, price: float, m_ref: float) -> F64:
+    """KPI_COLUMNS rows from summed quantities ``s`` (``_NQ`` x rows). No Python per row."""
+    k = s.shape[1]
+    out = np.empty((len(KPI_COLUMNS), k))
+    gpu_ns = s[_GPU_NS]
+    np.multiply(gpu_ns, 1.0 / dt_ns, out=out[_COL["gpus"]])
+    inv_ns = np.divide(1.0, gpu_ns, out=np.full(k, np.nan), where=gpu_ns > 0)
+    np.multiply(s[_T0 : _T0 + 6], inv_ns, out=out[_COL["compute"] : _COL["down"] + 1])
+    # flops <= peak always (credit is capped), so a zero peak gives 0 / tiny = 0
+    mfu = out[_COL["mfu"]]
+    np.divide(s[_FLOPS], np.maximum(s[_PEAK], 1e-300), out=mfu)
+    out[_COL["flops"] : _COL["peak_flops"] + 1] = s[_FLOPS : _PEAK + 1]
+    out[_COL["gpu_energy_j"] : _COL["it_energy_j"] + 1] = s[_GPU_J : _IT_J + 1]
+    it = out[_COL["it_energy_j"]]
+    overhead = out[_COL["overhead_j"]]
+    np.multiply(it, overhead_ratio, out=overhead)
+    energy = out[_COL["energy_j"]]
+    np.add(it, overhead, out=energy)
+    np.multiply(energy, 1e9 / dt_ns, out=out[_COL["power_w"]])
+    out[_COL["useful_j"] : _COL["down_j"] + 1] = s[_USEFUL : _USEFUL + 7]
+    recoverable = out[_COL["recoverable_j"]]
+    np.multiply(mfu, -1.0 / m_ref, out=recoverable)
+    recoverable += 1.0
+    np.maximum(recoverable, 0.0, out=recoverable)
+    recoverable *= it
+    usd = out[_COL["energy_usd"]]
+    np.multiply(energy, price / _J_PER_MWH, out=usd)
+    revenue = out[_COL["revenue_usd"]]
+    revenue[:] = s[_REVENUE]
+    pflop_h = out[_COL["useful_pflop_h"]]
+    np.multiply(s[_FLOPS], 1.0 / _FLOP_PER_PFLOP_H, out=pflop_h)
+    inv_h = np.divide(1.0, pflop_h, out=np.full(k, np.nan), where=pflop_h > 0)
+    np.multiply(revenue, inv_h, out=out[_COL["usd_per_useful_pflop_h"]])
+    np.multiply(usd, inv_h, out=out[_COL["energy_usd_per_useful_pflop_h"]])
+    out[_COL["straggler_cost_gpu_s"]] = s[_STRAG_S]
+    return out
+
+
+def _top(cost: F64, n: int) -> IP:
+    """Indices of the ``n`` largest positive costs, largest first (ties: lowest index)."""
+    if cost.size > n:
+        idx = np.argpartition(cost, cost.size - n)[cost.size - n :]
+        idx = idx[cost[idx] > 0]
+    else:
+        idx = np.flatnonzero(cost > 0)
+    return idx[np.lexsort((idx, -cost[idx]))]
+
+
+def _stragglers(state: TwinState, racks: F64, rack_ids: I64, gens: F64, gen_ids: I64) -> Stragglers:
+    n = state.top_n
+    top_r = _top(racks, n)
+    top_g = _top(gens, n)
+    return Stragglers(
+        gpu_index=state.strag_top.copy(),
+        gpu_cost_gpu_s=state.gpu_strag_s[state.strag_top],
+        rack_ids=tuple(state.rack_ids[int(r)] for r in rack_ids[top_r]),
+        rack_cost_gpu_s=racks[top_r],
+        generation_ids=tuple(MODEL_NAMES[int(g)] for g in gen_ids[top_g]),
+        generation_cost_gpu_s=gens[top_g],
+    )
+
+
+def compute_tick(state: TwinState, start_ns: int, end_ns: int) -> tuple[TickResult, F64, F64]:
+    """All KPIs of the open tick as if it closed at ``end_ns``. Pure: reads the state only
+    (apart from its plan cache). Returns the result, the per-cell FLOP carry and the revenue
+    each lease accrued in the tick."""
+    dt_ns = float(end_ns - start_ns)
+    plan = _plan(state)
+    q, carry, lease_rev = _cell_quantities(state, plan, start_ns, end_ns)
+    racks = plan.rack.sum(q)
+    hall_gens = plan.hall_gen.sum(racks)
+    halls = plan.hall.sum(hall_gens)
+    gens = plan.gen.sum(hall_gens)
+    campuses = plan.campus.sum(halls)
+    facility = campuses.sum(axis=1, keepdims=True)
+    pairs = plan.pair.sum(q)
+    jobs = plan.job.sum(pairs[:, plan.job_pairs])
+    # every registered tenant gets a row; revenue of leases holding no GPUs goes to its tenant
+    n_tenant = state.n["tenant"]
+    tenants = np.zeros((_NQ, n_tenant))
+    tenants[:, plan.tenant.ids] = plan.tenant.sum(pairs)
+    lost = lease_rev[1]
+    if lost.any():
+        n_lease = state.n["lease"]
+        tenants[_REVENUE] += np.bincount(state.lease_tenant[:n_lease], lost, minlength=n_tenant)
+        facility[_REVENUE] += lost.sum()
+    meter_total, meter_it = state.meter_total_j, state.meter_it_j
+    overhead = max(meter_total - meter_it, 0.0)
+    it_total = float(facility[_IT_J, 0])
+    ratio = overhead / it_total if it_total > 0 else 0.0
+    blocks = (facility, campuses, halls, racks, gens, jobs, tenants)
+    derived = _derive(np.concatenate(blocks, axis=1), dt_ns, ratio, state.usd_per_mwh, state.m_ref)
+    if it_total <= 0:
+        derived[_COL["overhead_j"], 0] = overhead
+        derived[_COL["energy_j"], 0] = overhead
+    names = plan.names
+    tables: dict[str, ScopeTable] = {}
+    at = 0
+    for scope, ids in zip(SCOPES, names, strict=True):
+        tables[scope] = ScopeTable(scope, ids, derived[:, at : at + len(ids)])
+        at += len(ids)
+    f = facility[:, 0]
+    ledger = Ledger(
+        facility_j=it_total + overhead,
+        useful_j=float(f[_USEFUL]),
+        kernel_inefficiency_j=float(f[_KERNEL]),
+        straggler_wait_j=float(f[_E0]),
+        comm_stall_j=float(f[_E0 + 1]),
+        allocated_idle_j=float(f[_E0 + 2]),
+        unallocated_j=float(f[_E0 + 3]),
+        down_j=float(f[_E0 + 4]),
+        overhead_j=overhead,
+        it_j=it_total,
+        meter_total_j=meter_total,
+        meter_it_j=meter_it,
+    )
+    result = TickResult(
+        start_ns=start_ns,
+        end_ns=end_ns,
+        dt_s=dt_ns * 1e-9,
+        usd_per_mwh=state.usd_per_mwh,
+        m_ref=state.m_ref,
+        scopes=tables,
+        ledger=ledger,
+        stragglers=_stragglers(
+            state, racks[_STRAG_S], plan.rack_index, gens[_STRAG_S], plan.gen.ids
+        ),
+        counts=dict(zip(COUNTERS, (int(c) for c in state.tick_counts), strict=True)),
+    )
+    return result, carry, lease_rev[0]
