@@ -3,12 +3,20 @@ edge uses, upcasters, columnar conversion and generated JSON Schema.
 
 Import the pieces from here::
 
-    from schemas import decode, decode_batch, encode, EventError, GpuTelemetry
+    from schemas import decode, decode_batch, decode_telemetry, encode, EventError
+
+- ``decode_telemetry(values)``: the ``facility.gpu`` hot path, raw values -> one
+  ``twin.batches.TelemetryBatch`` plus ``(index, reason)`` rejects.
+- ``decode_batch(values, expect)``: any other topic, -> events by type plus rejects;
+  ``to_core_events(events)`` turns them into ``twin.batches`` objects.
+- ``encode(event)``: the wire form (producers).
 """
 
 from __future__ import annotations
 
 from schemas.codec import DecodedBatch, decode, decode_batch, decode_many, encode
+from schemas.columnar import telemetry_batch
+from schemas.core_events import to_core, to_core_events
 from schemas.envelope import EventBase
 from schemas.errors import EventError
 from schemas.facility import (
@@ -21,6 +29,7 @@ from schemas.facility import (
     PlantReading,
     RackPower,
 )
+from schemas.hotpath import TelemetryDecoded, decode_telemetry
 from schemas.jobs import (
     JobCheckpoint,
     JobFailed,
@@ -70,10 +79,15 @@ __all__ = [
     "PlantReading",
     "RackInstalled",
     "RackPower",
+    "TelemetryDecoded",
     "decode",
     "decode_batch",
     "decode_many",
+    "decode_telemetry",
     "encode",
     "register_upcaster",
+    "telemetry_batch",
+    "to_core",
+    "to_core_events",
     "upcast",
 ]
