@@ -110,7 +110,7 @@ class MfuReport:
     peak_flops: float
     gpus: int
     dtype: str
-    attention: bool
+    attention: bool | None  # None: FLOPs per token were given, not derived
     mfu: float
 
 
@@ -130,7 +130,9 @@ def mfu_report(
     """Everything the ``twin mfu`` command prints, from either a model description or an
     explicit FLOPs-per-token figure."""
     parts = list(fleet)
+    counted: bool | None = None
     if flops_per_token is None:
+        counted = attention
         if params is None:
             raise ValueError("give either the model (params, ...) or FLOPs per token")
         flops_per_token = model_flops_per_token(
@@ -145,6 +147,6 @@ def mfu_report(
         peak_flops=peak,
         gpus=sum(p.count for p in parts),
         dtype=dtype,
-        attention=attention,
+        attention=counted,
         mfu=mfu(achieved, peak),
     )
