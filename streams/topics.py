@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError
+from kafka.errors import GroupIdNotFoundError, KafkaError
 
 from streams.settings import Settings
 
@@ -63,6 +63,8 @@ ALL_TOPICS: Final[tuple[str, ...]] = tuple(DEFAULT_PARTITIONS)
 
 # Kafka's TOPIC_ALREADY_EXISTS error code.
 _TOPIC_ALREADY_EXISTS = 36
+# How kafka-python's describe_groups reports a group that does not exist: a ready coordinator.
+_NO_SUCH_GROUP = f"[Error {GroupIdNotFoundError.errno}]"
 
 
 class TopicError(RuntimeError):
@@ -121,19 +123,60 @@ def ensure_topics(
         admin.close()
 
 
+def _java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (signed 32 bits), which Kafka uses to place a group."""
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def _offsets_partition(group_id: str, partitions: int) -> int:
+    """The ``__consumer_offsets`` partition (so the coordinator shard) of a consumer group."""
+    h = _java_string_hash(group_id)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def _probe_groups(partitions: int) -> list[str]:
+    """Group ids that between them land on every ``__consumer_offsets`` partition."""
+    probes: dict[int, str] = {}
+    i = 0
+    while len(probes) < partitions:
+        name = f"twin-readiness-probe-{i}"
+        probes.setdefault(_offsets_partition(name, partitions), name)
+        i += 1
+    return [probes[p] for p in sorted(probes)]
+
+
 def _wait_for_group_coordinator(admin: KafkaAdminClient, timeout_s: float) -> None:
-    """Block until consumer groups can form (a fresh broker first creates __consumer_offsets),
-    so the consumers that start next do not begin with a burst of retriable errors."""
+    """Block until every group coordinator shard answers, so consumers that start next do not
+    begin with a burst of retriable errors: a fresh broker first creates ``__consumer_offsets``,
+    a restarted one reloads it, partition by partition."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin.describe_groups(["twin-readiness-probe"])
+            admin.describe_groups(["twin-readiness-probe"])  # creates __consumer_offsets
+            (offsets,) = admin.describe_topics(["__consumer_offsets"])
+            partitions = len(offsets["partitions"])
+            if offsets["error_code"] == 0 and partitions:
+                described = admin.describe_groups(_probe_groups(partitions))
+                problems = [
+                    str(g["error"])
+                    for g in described.values()
+                    if g["error"] and not str(g["error"]).startswith(_NO_SUCH_GROUP)
+                ]
+                if not problems:
+                    return
+                problem = problems[0]
+            else:
+                problem = "__consumer_offsets is not ready"
         except KafkaError as exc:
-            if not exc.retriable or time.monotonic() > deadline:
+            if not exc.retriable:
                 raise TopicError(f"the group coordinator is not available: {exc}") from exc
-            time.sleep(0.2)
-        else:
-            return
+            problem = str(exc)
+        if time.monotonic() > deadline:
+            raise TopicError(f"the group coordinator is not ready after {timeout_s:g} s: {problem}")
+        time.sleep(0.2)
 
 
 def _raise_on_errors(response: Mapping[str, Any]) -> None:

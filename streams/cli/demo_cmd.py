@@ -114,7 +114,7 @@ def run_demo(settings: Settings, bootstrap: str) -> list[DemoRecord]:
     return asyncio.run(
         _read_back(
             settings, bootstrap, topics,
-            source_id=source_id, expected=len(events), group_id=f"twin-demo-{run_id}",
+            source_id=source_id, expected=len(events), group_id="twin-demo",
         )
     )  # fmt: skip
 

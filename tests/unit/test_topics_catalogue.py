@@ -62,3 +62,16 @@ def test_demo_events_are_valid_events_on_their_topics() -> None:
     for topic, _key, event in demo_events("twin-demo-test", 1_700_000_000_000_000_000):
         decoded = decode(orjson.dumps(event), TOPIC_EVENT_TYPES[topic])
         assert decoded.event_type == event["event_type"]
+
+
+def test_group_placement_follows_kafka() -> None:
+    # Java: "hello".hashCode() == 99162322; Kafka places a group at abs(hash) % partitions.
+    assert topics._java_string_hash("hello") == 99162322
+    assert topics._java_string_hash("") == 0
+    assert topics._offsets_partition("hello", 50) == 99162322 % 50
+    assert -(2**31) <= topics._java_string_hash("x" * 1000) < 2**31
+
+
+def test_readiness_probes_cover_every_offsets_partition() -> None:
+    probes = topics._probe_groups(50)
+    assert sorted(topics._offsets_partition(g, 50) for g in probes) == list(range(50))
