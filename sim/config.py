@@ -114,7 +114,7 @@ class NetworkConfig:
     equipment_latency_us: float = rule(0, 100_000)  # optics, DWDM, routers on an inter-campus path
     loss_penalty: float = rule(0, 1000)  # goodput = 1 - penalty * loss (RoCE go-back-N)
     min_goodput: float = rule(gt=0, hi=1)  # floor of that factor
-    degradations_per_link_hour: float = rule(0, 100)  # ageing links: loss episodes
+    degradations_per_link_hour: float = rule(0, 3600)  # ageing links: loss episodes
     degradation_loss_fraction: float = rule(0, 1)
     degradation_minutes_mean: float = rule(gt=0)
 
@@ -263,7 +263,7 @@ class LeaseConfig:
     usd_per_month: float = rule(gt=0)
     start: str = rule(instant=True)
     end: str = rule(instant=True)
-    notice_days: float = rule(0)
+    notice_days: int = rule(0)
     campus: str = ""  # take the GPUs from this campus only ("" = any)
     notice_after: str = rule(duration=True, default="")  # give notice this long after the epoch
 

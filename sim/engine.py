@@ -260,7 +260,7 @@ class Simulator:
 
     def _on_lease_notice(self, t: float, payload: Any) -> None:
         window, notice_days = payload
-        effective = min(window.end_ns, self.ns(t) + round(notice_days * 86400 * NS_PER_S))
+        effective = min(window.end_ns, self.ns(t) + notice_days * 86400 * NS_PER_S)
         window.effective_end_ns = effective
         self._schedule((effective - self.epoch_ns) / NS_PER_S, "lease_end", window)
         if self.out is not None:

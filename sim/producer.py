@@ -22,7 +22,6 @@ DEFAULT_PRODUCER_OPTIONS: Mapping[str, Any] = {
     "linger_ms": 20,
     "batch_size": 1 << 20,
     "max_request_size": 4 << 20,  # job_started / lease_signed with 100k GPU indices (~0.8 MB)
-    "buffer_memory": 256 << 20,
     "acks": 1,
     "enable_idempotence": False,
 }

@@ -300,8 +300,8 @@ def _check_references(s: Scenario) -> None:
             not le.campus or le.campus in campus_ids,
             f"lease[{i}].campus: unknown campus {le.campus!r}",
         )
-    for i, w in enumerate(s.failures.xid_weights):
-        _require(w.isdigit(), f"failures.xid_weights: key {i} ({w!r}) must be an XID number")
+    for w in s.failures.xid_weights:
+        _require(w.isdigit(), f'failures.xid_weights.{w}: key must be an XID number, e.g. "79"')
 
 
 def _unique(ids: list[str], section: str, key: str) -> None:
