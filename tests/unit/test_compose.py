@@ -15,8 +15,8 @@ from streams.cli.main import build_parser
 REPO = Path(__file__).resolve().parents[2]
 
 #: Subcommands other issues are still writing; compose may name them before they exist.
-#: Any other missing subcommand fails. Empty this once `twin simulate` and `twin worker` exist.
-PENDING_SUBCOMMANDS = frozenset({"simulate", "worker"})
+#: Any other missing subcommand fails. Empty this once `twin worker` exists.
+PENDING_SUBCOMMANDS = frozenset({"worker"})
 
 
 def _compose() -> dict[str, Any]:
