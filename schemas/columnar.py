@@ -1,7 +1,8 @@
 """Validated ``gpu_telemetry`` events -> one :class:`twin.batches.TelemetryBatch`.
 
-Per-message work is a few Python operations (dictionary codes, offsets); every per-GPU value
-moves in numpy: the messages' numeric blocks are concatenated once and each column is cast once.
+Per-message work is a few Python operations (dictionary codes, offsets, one ``struct`` pack of
+the message's columns); every per-GPU value then moves in numpy: the packed blocks are
+concatenated once and each column is cast once.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import numpy.typing as npt
 
 from schemas.telemetry import (
     FLOAT_COLUMNS,
-    FLOAT_ROWS,
     INT_COLUMNS,
-    INT_ROWS,
     GpuTelemetry,
-    numeric_block,
+    numeric_columns,
+    pack_columns,
+    split_block,
 )
 from twin.batches import TelemetryBatch
 
@@ -123,7 +124,8 @@ def telemetry_batch(events: Sequence[GpuTelemetry]) -> TelemetryBatch:
         job_remap_offsets.append(len(job_remap))
         job_remap.append(-1)
         job_remap.extend([job_index.setdefault(j, len(job_index)) for j in e.jobs])
-    numeric = np.concatenate([numeric_block(e) for e in events], axis=1)
+    bits = np.concatenate([pack_columns(numeric_columns(e), len(e.gpu_index)) for e in events], 1)
+    floats, ints = split_block(bits)
     return assemble_telemetry(
         source_ids=tuple(source_index),
         source_code=source_code,
@@ -131,8 +133,8 @@ def telemetry_batch(events: Sequence[GpuTelemetry]) -> TelemetryBatch:
         ts_ns=[e.ts_ns for e in events],
         interval_ns=[e.interval_ns for e in events],
         counts=[len(e.gpu_index) for e in events],
-        floats=numeric[FLOAT_ROWS],
-        ints=numeric[list(INT_ROWS)].astype(np.int64),
+        floats=floats,
+        ints=ints,
         job_ids=tuple(job_index),
         job_remap=job_remap,
         job_remap_offsets=job_remap_offsets,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any, Final, NamedTuple, cast
 
 import numpy as np
@@ -30,15 +29,14 @@ from schemas.envelope import INT64_MAX
 from schemas.errors import EventError
 from schemas.telemetry import (
     FLOAT_COLUMNS,
-    FLOAT_ROWS,
     INT_COLUMNS,
-    INT_ROWS,
     MAX_GPUS_PER_MESSAGE,
-    NUMERIC_COLUMNS,
     RANGES,
     GpuTelemetry,
-    numeric_block,
+    numeric_columns,
+    pack_columns,
     power_limit_w,
+    split_block,
 )
 from twin.batches import TelemetryBatch
 from twin.gpus import GPU_MODELS
@@ -48,7 +46,6 @@ __all__ = ["TelemetryDecoded", "decode_telemetry"]
 _KEYS: Final = frozenset(GpuTelemetry.model_fields)
 _POWER_LIMIT: Final = {name: power_limit_w(name) for name in GPU_MODELS}
 _EXPECT: Final = ("gpu_telemetry",)
-_N_ROWS: Final = len(NUMERIC_COLUMNS)
 
 
 class TelemetryDecoded(NamedTuple):
@@ -57,13 +54,6 @@ class TelemetryDecoded(NamedTuple):
 
     batch: TelemetryBatch
     errors: list[tuple[int, str]]
-
-
-@lru_cache(maxsize=64)
-def _packer(n: int) -> struct.Struct:
-    # gpu_index as int64, the nine float columns as float64, xid and job_slot as int64:
-    # 'q' refuses floats, 'd' refuses strings and null; '=' means no padding, 8 bytes each.
-    return struct.Struct(f"={n}q{9 * n}d{2 * n}q")
 
 
 class _Msg(NamedTuple):
@@ -138,30 +128,23 @@ def _parse(value: Any) -> tuple[_Msg, npt.NDArray[np.int64]] | None:
             return None
         "".join(uuid)  # TypeError unless every entry is a string
         # A column that is not a list (a string, an object) unpacks to strings: pack refuses.
-        packed = _packer(n).pack(
-            *cols[0], *cols[1], *cols[2], *cols[3], *cols[4], *cols[5], *cols[6], *cols[7],
-            *cols[8], *cols[9], *cols[10], *cols[11],
-        )  # fmt: skip
+        block = pack_columns(cols, n)
     except (TypeError, struct.error, OverflowError):
         return None
     limit = _POWER_LIMIT[d["gpu_model"]]
     msg = _Msg(d["source_id"], d["seq"], d["ts_ns"], d["interval_ns"], n, d["jobs"], limit)
-    return msg, np.frombuffer(packed, dtype=np.int64).reshape(_N_ROWS, n)
+    return msg, block
 
 
-def _unpack(
-    blocks: list[npt.NDArray[np.int64]],
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """All messages' columns: ``floats`` ``(9, N)`` (a view of the concatenated bits) and
-    ``ints`` ``(3, N)``."""
-    bits = np.concatenate(blocks, axis=1)
-    return bits[FLOAT_ROWS].view(np.float64), bits[list(INT_ROWS)]
+def _hi(name: str, unbounded: float) -> float:
+    hi = RANGES[name].hi
+    return unbounded if hi is None else hi
 
 
 _F_LO: Final = np.array([RANGES[c].lo for c in FLOAT_COLUMNS])[:, None]
-_F_HI: Final = np.array([RANGES[c].hi for c in FLOAT_COLUMNS])[:, None]
+_F_HI: Final = np.array([_hi(c, np.inf) for c in FLOAT_COLUMNS])[:, None]
 _I_LO: Final = np.array([RANGES[c].lo for c in INT_COLUMNS], dtype=np.int64)[:, None]
-_I_HI: Final = np.array([RANGES[c].hi for c in INT_COLUMNS], dtype=np.int64)[:, None]
+_I_HI: Final = np.array([_hi(c, INT64_MAX) for c in INT_COLUMNS], dtype=np.int64)[:, None]
 _POWER: Final = FLOAT_COLUMNS.index("power_w")
 _GPU: Final = INT_COLUMNS.index("gpu_index")
 _SLOT: Final = INT_COLUMNS.index("job_slot")
@@ -205,7 +188,7 @@ def decode_telemetry(values: Sequence[bytes | None]) -> TelemetryDecoded:
     floats = np.empty((len(FLOAT_COLUMNS), 0))
     ints = np.empty((len(INT_COLUMNS), 0), dtype=np.int64)
     if good:
-        floats, ints = _unpack(blocks)
+        floats, ints = split_block(np.concatenate(blocks, axis=1))
         msg = np.repeat(np.arange(len(good)), [g.n for _, g in good])
         power_limit = np.array([g.power_limit_w for _, g in good])
         slot_limit = np.array([len(g.jobs) - 1 for _, g in good], dtype=np.int64)
@@ -249,8 +232,8 @@ def _merge(
     for i, e in rescued:
         limit = _POWER_LIMIT[e.gpu_model]
         g = _Msg(e.source_id, e.seq, e.ts_ns, e.interval_ns, len(e.gpu_index), e.jobs, limit)
-        block = numeric_block(e)
-        parts.append((i, g, block[FLOAT_ROWS], block[list(INT_ROWS)].astype(np.int64)))
+        f, n = split_block(pack_columns(numeric_columns(e), len(e.gpu_index)))
+        parts.append((i, g, f, n))
     parts.sort(key=lambda p: p[0])
     return (
         [p[1] for p in parts],

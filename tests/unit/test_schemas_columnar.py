@@ -136,8 +136,7 @@ def telemetry(draw: st.DrawFn) -> dict[str, Any]:
 
     def column(name: str, hi: float | None = None) -> list[float]:
         rng = RANGES[name]
-        top = rng.hi if hi is None else hi
-        top = min(top, 1e15)
+        top = hi if hi is not None else rng.hi if rng.hi is not None else 1e15
         return draw(st.lists(st.floats(rng.lo, top), min_size=n, max_size=n))
 
     start = draw(st.integers(0, 2**31 - 1 - n))

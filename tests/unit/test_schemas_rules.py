@@ -71,74 +71,73 @@ TELEMETRY_CASES: list[tuple[str, Callable[[], Payload], str]] = [
     (
         "negative power",
         _set("power_w", 5, -1.0),
-        "power_w: must be 0 <= x <= 1050 W (1.5 x the 700 W TDP of H100); "
-        "first offending index 5, value -1.0",
+        "power_w[5]: Input should be greater than or equal to 0 (got -1.0)",
     ),
     (
         "hot gpu",
         _set("temp_c", 2, 131.0),
-        "temp_c: must be -20 <= x <= 130 C; first offending index 2, value 131.0",
+        "temp_c[2]: Input should be less than or equal to 130 (got 131.0)",
     ),
     (
         "frozen gpu",
         _set("temp_c", 7, -21),
-        "temp_c: must be -20 <= x <= 130 C; first offending index 7, value -21",
+        "temp_c[7]: Input should be greater than or equal to -20 (got -21)",
     ),
     (
         "hot hbm",
         _set("memory_temp_c", 1, 150.5),
-        "memory_temp_c: must be -20 <= x <= 150 C; first offending index 1, value 150.5",
+        "memory_temp_c[1]: Input should be less than or equal to 150 (got 150.5)",
     ),
     (
         "sm clock",
         _set("sm_clock_mhz", 4, 5001.0),
-        "sm_clock_mhz: must be 0 <= x <= 5000 MHz; first offending index 4, value 5001.0",
+        "sm_clock_mhz[4]: Input should be less than or equal to 5000 (got 5001.0)",
     ),
     (
         "util over 100%",
         _set("gpu_util_pct", 0, 100.5),
-        "gpu_util_pct: must be 0 <= x <= 100 %; first offending index 0, value 100.5",
+        "gpu_util_pct[0]: Input should be less than or equal to 100 (got 100.5)",
     ),
     (
         "sm_active > 1",
         _set("sm_active", 6, 1.01),
-        "sm_active: must be 0 <= x <= 1; first offending index 6, value 1.01",
+        "sm_active[6]: Input should be less than or equal to 1 (got 1.01)",
     ),
     (
         "tensor_active < 0",
         _set("tensor_active", 0, -0.1),
-        "tensor_active: must be 0 <= x <= 1; first offending index 0, value -0.1",
+        "tensor_active[0]: Input should be greater than or equal to 0 (got -0.1)",
     ),
     (
         "dram_active > 1",
         _set("dram_active", 3, 2),
-        "dram_active: must be 0 <= x <= 1; first offending index 3, value 2",
+        "dram_active[3]: Input should be less than or equal to 1 (got 2)",
     ),
     (
         "negative nvlink bytes",
         _set("nvlink_bytes", 2, -5.0),
-        "nvlink_bytes: must be >= 0 bytes and finite; first offending index 2, value -5.0",
+        "nvlink_bytes[2]: Input should be greater than or equal to 0 (got -5.0)",
     ),
     (
         "negative xid",
         _set("xid", 1, -1),
-        "xid: must be 0 <= x <= 2147483647; first offending index 1, value -1",
+        "xid[1]: Input should be greater than or equal to 0 (got -1)",
     ),
     (
         "negative gpu index",
         _set("gpu_index", 0, -1),
-        "gpu_index: must be 0 <= x <= 2147483647; first offending index 0, value -1",
+        "gpu_index[0]: Input should be greater than or equal to 0 (got -1)",
     ),
     (
         "gpu index beyond int32",
         _set("gpu_index", 0, 2**31),
-        "gpu_index: must be 0 <= x <= 2147483647; first offending index 0, value 2147483648",
+        "gpu_index[0]: Input should be less than or equal to 2147483647 (got 2147483648)",
     ),
     (
         "gpu index beyond int64",
         _set("gpu_index", 0, 2**70),
-        "gpu_index: must be 0 <= x <= 2147483647; "
-        "first offending index 0, value 1180591620717411303424",
+        "gpu_index[0]: Input should be less than or equal to 2147483647 "
+        "(got 1180591620717411303424)",
     ),
     (
         "job slot past jobs",
@@ -149,8 +148,7 @@ TELEMETRY_CASES: list[tuple[str, Callable[[], Payload], str]] = [
     (
         "job slot below -1",
         _set("job_slot", 0, -2),
-        "job_slot: must be -1 (no job) or an index into jobs (0..1); "
-        "first offending index 0, value -2",
+        "job_slot[0]: Input should be greater than or equal to -1 (got -2)",
     ),
     (
         "job slot without jobs",
