@@ -85,6 +85,26 @@ class Settings(BaseSettings):
     broker_start_timeout_s: float = Field(
         default=60.0, gt=0, description="Seconds to wait for the local broker to accept clients."
     )
+    run_id: str = Field(
+        default="live",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Name of the run: its rows in DuckDB and its snapshots are kept apart.",
+    )
+    group_id: str = Field(
+        default="colossus-twin", min_length=1, description="Kafka consumer group of the workers."
+    )
+    tick_s: float = Field(
+        default=10.0, gt=0, le=3600, description="Tick length in seconds of event time."
+    )
+    lateness_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Event-time seconds a tick waits past its end for slower partitions.",
+    )
+    snapshot_every: int = Field(
+        default=6, ge=1, description="Write a state snapshot every this many ticks."
+    )
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli.broker_cmd",
     "streams.cli.demo_cmd",
     "streams.cli.simulate_cmd",
+    "streams.cli.worker_cmd",
 )
 
 

@@ -1,0 +1,132 @@
+"""The Faust application, made by a factory (never at import time: faust-streaming binds the
+event loop when an app is created).
+
+Two agents consume the input topics in batches (``stream.take_events``): one for
+``facility.gpu``, one for the low-volume facility topics. Both hand raw records to the same
+:class:`streams.worker.TwinWorker`. The twin state is plain numpy in the worker, not a Faust
+Table: recovery is the newest DuckDB snapshot plus a replay of the log from the offsets it
+records, which the ``on_partitions_assigned`` handler seeks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from streams.pipeline import CLOCK_TOPIC, Record
+from streams.settings import Settings
+from streams.topics import DEFAULT_PARTITIONS, TWIN_DEADLETTER, TWIN_KPIS
+from streams.worker import TwinWorker, kpi_messages
+
+__all__ = ["CONTROL_TOPICS", "make_app"]
+
+log = logging.getLogger(__name__)
+
+CONTROL_TOPICS: tuple[str, ...] = (
+    "facility.topology",
+    "facility.leases",
+    "facility.network",
+    "facility.jobs",
+    "facility.power",
+    "facility.cooling",
+)
+
+
+def _records(events: Any) -> list[Record]:
+    out = []
+    for e in events:
+        m = e.message
+        out.append(Record(m.topic, m.partition, m.offset, m.key, m.value))
+    return out
+
+
+def _faust_credentials(settings: Settings) -> Any:
+    """SASL/TLS settings in Faust's terms (None for plaintext)."""
+    proto = settings.security_protocol
+    if proto == "PLAINTEXT":
+        return None
+    ctx = settings.ssl_context()
+    if settings.sasl_mechanism is not None:
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        return faust.SASLCredentials(
+            username=settings.sasl_username or "",
+            password=password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ctx,
+        )
+    return faust.SSLCredentials(ctx)
+
+
+def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.App:
+    """A Faust app whose agents feed ``worker``. Call ``worker.start()`` first (recovery)."""
+    cfg = worker.config
+    app = faust.App(
+        cfg.group_id,
+        broker=f"kafka://{bootstrap}",
+        broker_credentials=_faust_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,  # topics are created explicitly (streams.topics)
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=cfg.take_max,
+        stream_buffer_maxsize=4 * cfg.take_max,
+        producer_max_request_size=16 * 1024 * 1024,
+        datadir=str(settings.data_dir / "faust"),
+    )
+    gpu_topic = app.topic(CLOCK_TOPIC, key_type=bytes, value_type=bytes)
+    control_topic = app.topic(*CONTROL_TOPICS, key_type=bytes, value_type=bytes)
+    out_topics = {
+        TWIN_KPIS: app.topic(TWIN_KPIS, key_type=bytes, value_type=bytes,
+                             partitions=DEFAULT_PARTITIONS[TWIN_KPIS]),
+        TWIN_DEADLETTER: app.topic(TWIN_DEADLETTER, key_type=bytes, value_type=bytes,
+                                   partitions=DEFAULT_PARTITIONS[TWIN_DEADLETTER]),
+    }
+
+    async def publish(topic: str, key: bytes | None, value: bytes) -> None:
+        await out_topics[topic].send(key=key, value=value)
+
+    worker.publish = publish
+    lock = asyncio.Lock()
+
+    async def consume(stream: Any) -> None:
+        async for events in stream.take_events(cfg.take_max, within=cfg.take_within_s):
+            async with lock:  # one batch at a time through the fold
+                await worker.on_records(_records(events))
+
+    app.agent(gpu_topic, name="telemetry")(consume)
+    app.agent(control_topic, name="control")(consume)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _seek(sender: Any, assigned: set[TP], **_: Any) -> None:
+        for tp in assigned:
+            offset = worker.resume.get((tp.topic, tp.partition))
+            if offset is not None:
+                await app.consumer.seek(tp, offset)
+                log.info("seeking %s[%d] to snapshot offset %d", tp.topic, tp.partition, offset)
+
+    if cfg.idle_exit_s is not None:
+        idle = cfg.idle_exit_s
+
+        @app.timer(interval=min(1.0, idle / 2))  # type: ignore[untyped-decorator]
+        async def _stop_when_idle() -> None:
+            if time.monotonic() - worker.stats.last_record < idle or worker.stats.records == 0:
+                return
+            async with lock:
+                ticks = worker.flush()
+                for tick in ticks:
+                    for key, value in kpi_messages(cfg.run_id, tick):
+                        await publish(TWIN_KPIS, key, value)
+            log.info("no record for %.1f s: stopping", idle)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return app

@@ -1,0 +1,304 @@
+"""From raw Kafka records to closed ticks: decode, dead-letter, order by event time, fold.
+
+The Faust agents and offline replay (``twin replay``) feed the same :class:`Pipeline`, so a replay
+gives the numbers of the live run.
+
+Ordering rule (what makes the fold deterministic whatever the interleaving of partitions):
+
+- ``facility.gpu`` is the facility's clock. The *watermark* is the smallest, over the telemetry
+  partitions this worker has seen, of the largest event time seen on each.
+- Records wait in a buffer until the watermark passes the end of the open tick plus
+  ``lateness_ns``. Then every buffered record of that tick is folded: first the low-volume
+  events sorted by (event time, topic, source, seq), then the telemetry messages in arrival
+  order (a rack's messages always share a partition, so each GPU's samples keep log order), and
+  the tick is closed. Records of later ticks stay buffered.
+- A record whose tick was already closed is *late*: it is folded into the open tick and counted
+  (``late`` in the tick's counters). Ticks with no record in them are skipped, as
+  :func:`twin.ticks.fold_events` does.
+
+Offsets: :meth:`Pipeline.resume_offsets` gives, per partition, the first offset not yet folded
+(the oldest buffered record, else the next one to read). A snapshot stores it; recovery seeks
+there, and the per-source ``seq`` high-water marks make re-delivered records no-ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.codec import decode
+from schemas.core_events import to_core
+from schemas.errors import EventError
+from schemas.hotpath import decode_telemetry
+from schemas.topics import TOPIC_EVENT_TYPES
+from twin import batches
+from twin.batches import TelemetryBatch
+from twin.reducers import open_tick
+from twin.results import TickResult
+from twin.state import TwinState
+from twin.ticks import close_tick, fold_events
+
+__all__ = ["CLOCK_TOPIC", "DeadLetter", "Pipeline", "Record", "TopicPartition"]
+
+CLOCK_TOPIC = "facility.gpu"
+#: Tie-break between low-volume events with the same event time: topology before leases before
+#: jobs (a job needs its GPUs installed), facility readings last.
+TOPIC_RANK: tuple[str, ...] = (
+    "facility.topology",
+    "facility.leases",
+    "facility.network",
+    "facility.jobs",
+    "facility.power",
+    "facility.cooling",
+)
+TopicPartition = tuple[str, int]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record as the pipeline needs it (transport-neutral)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that failed validation, with the reason (names the field and the rule)."""
+
+    record: Record
+    reason: str
+
+
+@dataclass(slots=True)
+class _Telemetry:
+    """Buffered telemetry messages: a batch plus each message's partition and offset."""
+
+    batch: TelemetryBatch
+    partition: npt.NDArray[np.int32]
+    offset: I64
+
+
+@dataclass(slots=True)
+class _Control:
+    ts_ns: int
+    sort_key: tuple[int, int, str, int]
+    tp: TopicPartition
+    offset: int
+    event: batches.Event
+
+
+@dataclass(slots=True)
+class _Stats:
+    records: int = 0
+    samples: int = 0
+    dead_letters: int = 0
+    ticks: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+def take_messages(batch: TelemetryBatch, idx: npt.NDArray[np.intp]) -> TelemetryBatch:
+    """A new batch holding messages ``idx`` of ``batch`` (in that order), rows included."""
+    off = batch.row_offsets
+    lens = (off[idx + 1] - off[idx]).astype(np.int64)
+    new_off = np.zeros(idx.size + 1, np.int64)
+    np.cumsum(lens, out=new_off[1:])
+    # row indices: for each message its arange(start, end), vectorized
+    rows = np.repeat(off[idx] - new_off[:-1], lens) + np.arange(int(new_off[-1]))
+    return TelemetryBatch(
+        source_ids=batch.source_ids,
+        source_code=batch.source_code[idx],
+        seq=batch.seq[idx],
+        ts_ns=batch.ts_ns[idx],
+        interval_ns=batch.interval_ns[idx],
+        row_offsets=new_off,
+        gpu_index=batch.gpu_index[rows],
+        power_w=batch.power_w[rows],
+        temp_c=batch.temp_c[rows],
+        memory_temp_c=batch.memory_temp_c[rows],
+        sm_clock_mhz=batch.sm_clock_mhz[rows],
+        gpu_util_pct=batch.gpu_util_pct[rows],
+        sm_active=batch.sm_active[rows],
+        tensor_active=batch.tensor_active[rows],
+        dram_active=batch.dram_active[rows],
+        nvlink_bytes=batch.nvlink_bytes[rows],
+        xid=batch.xid[rows],
+        job_ids=batch.job_ids,
+        job_code=batch.job_code[rows],
+    )
+
+
+class Pipeline:
+    """Decode, dead-letter, order by event time and fold records into a :class:`TwinState`."""
+
+    def __init__(
+        self,
+        state: TwinState,
+        *,
+        lateness_ns: int = 1_000_000_000,
+        topic_rank: Sequence[str] = TOPIC_RANK,
+    ) -> None:
+        if lateness_ns < 0:
+            raise ValueError("lateness_ns must be >= 0")
+        self.state = state
+        self.lateness_ns = int(lateness_ns)
+        self._rank = {t: k for k, t in enumerate(topic_rank)}
+        self._tel: list[_Telemetry] = []
+        self._ctl: list[_Control] = []
+        self._clock: dict[int, int] = {}  # telemetry partition -> max event time seen
+        self._next: dict[TopicPartition, int] = {}  # next offset to read per partition
+        self.stats = _Stats()
+
+    # ------------------------------------------------------------------------------ input
+    def ingest(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """Decode and buffer ``records``; return the ones that failed validation."""
+        dead: list[DeadLetter] = []
+        telemetry: list[Record] = []
+        for rec in records:
+            tp = (rec.topic, rec.partition)
+            if rec.offset + 1 > self._next.get(tp, -1):
+                self._next[tp] = rec.offset + 1
+            self.stats.by_topic[rec.topic] = self.stats.by_topic.get(rec.topic, 0) + 1
+            if rec.topic == CLOCK_TOPIC:
+                telemetry.append(rec)
+                continue
+            expect = TOPIC_EVENT_TYPES.get(rec.topic)
+            if expect is None:
+                dead.append(DeadLetter(rec, f"topic: {rec.topic!r} is not an input topic"))
+                continue
+            try:
+                event = to_core(decode(rec.value, expect))
+            except EventError as exc:
+                dead.append(DeadLetter(rec, exc.reason))
+                continue
+            key = (event.ts_ns, self._rank.get(rec.topic, 99), event.source_id, event.seq)
+            self._ctl.append(_Control(event.ts_ns, key, tp, rec.offset, event))
+        if telemetry:
+            dead.extend(self._ingest_telemetry(telemetry))
+        self.stats.records += len(records)
+        self.stats.dead_letters += len(dead)
+        return dead
+
+    def _ingest_telemetry(self, recs: list[Record]) -> list[DeadLetter]:
+        decoded = decode_telemetry([r.value for r in recs])
+        bad = {i for i, _ in decoded.errors}
+        dead = [DeadLetter(recs[i], reason) for i, reason in decoded.errors]
+        kept = [r for i, r in enumerate(recs) if i not in bad]
+        if not kept:
+            return dead
+        batch = decoded.batch
+        part = np.fromiter((r.partition for r in kept), np.int32, len(kept))
+        offs = np.fromiter((r.offset for r in kept), np.int64, len(kept))
+        self._tel.append(_Telemetry(batch, part, offs))
+        self.stats.samples += batch.n_samples
+        # advance each partition's clock: max event time per partition (few partitions)
+        for p in np.unique(part).tolist():
+            t = int(batch.ts_ns[part == p].max())
+            if t > self._clock.get(p, -1):
+                self._clock[p] = t
+        return dead
+
+    # ----------------------------------------------------------------------------- output
+    @property
+    def watermark_ns(self) -> int | None:
+        """Smallest per-partition event time of the telemetry seen so far (None before any)."""
+        return min(self._clock.values()) if self._clock else None
+
+    def advance(self) -> list[TickResult]:
+        """Fold and close every tick the watermark has passed (plus lateness)."""
+        closed: list[TickResult] = []
+        while True:
+            wm = self.watermark_ns
+            oldest = self._oldest_pending()
+            if wm is None or oldest is None:
+                break
+            st = self.state
+            if st.tick_start_ns < 0 or (
+                oldest >= st.tick_end_ns and not self._tick_has_folds()
+            ):
+                # no tick open yet, or an empty one: align to the oldest pending record
+                open_tick(st, oldest)
+            end = st.tick_end_ns
+            if wm < end + self.lateness_ns:
+                break
+            self._fold_before(end)
+            closed.append(close_tick(st))
+            self.stats.ticks += 1
+        return closed
+
+    def flush(self) -> list[TickResult]:
+        """End of input (replay, shutdown of a finite run): fold and close everything buffered."""
+        closed: list[TickResult] = []
+        while (oldest := self._oldest_pending()) is not None:
+            st = self.state
+            if st.tick_start_ns < 0 or (
+                oldest >= st.tick_end_ns and not self._tick_has_folds()
+            ):
+                open_tick(st, oldest)
+            self._fold_before(st.tick_end_ns)
+            closed.append(close_tick(st))
+            self.stats.ticks += 1
+        return closed
+
+    def resume_offsets(self) -> dict[TopicPartition, int]:
+        """Per partition, the first offset whose record is not folded into the state yet."""
+        out = dict(self._next)
+        for c in self._ctl:
+            out[c.tp] = min(out[c.tp], c.offset)
+        for t in self._tel:
+            for p in np.unique(t.partition).tolist():
+                tp = (CLOCK_TOPIC, int(p))
+                low = int(t.offset[t.partition == p].min())
+                out[tp] = min(out[tp], low)
+        return out
+
+    @property
+    def pending(self) -> int:
+        """Buffered records not folded yet."""
+        return len(self._ctl) + sum(t.batch.n_messages for t in self._tel)
+
+    # ---------------------------------------------------------------------------- internals
+    def _tick_has_folds(self) -> bool:
+        """True when the open tick already holds folded events (so it must be closed)."""
+        return bool(self.state.tick_counts.any())
+
+    def _oldest_pending(self) -> int | None:
+        times = [c.ts_ns for c in self._ctl]
+        times.extend(int(t.batch.ts_ns.min()) for t in self._tel if t.batch.n_messages)
+        return min(times) if times else None
+
+    def _fold_before(self, end_ns: int) -> None:
+        """Fold every buffered record with event time < ``end_ns`` in the canonical order."""
+        due = sorted((c for c in self._ctl if c.ts_ns < end_ns), key=lambda c: c.sort_key)
+        self._ctl = [c for c in self._ctl if c.ts_ns >= end_ns]
+        todo: list[batches.Batch] = []
+        if due:
+            todo.append([c.event for c in due])
+        keep: list[_Telemetry] = []
+        for t in self._tel:
+            now = t.batch.ts_ns < end_ns
+            if now.all():
+                todo.append(t.batch)
+            elif now.any():
+                todo.append(take_messages(t.batch, np.flatnonzero(now)))
+                rest = np.flatnonzero(~now)
+                later = take_messages(t.batch, rest)
+                keep.append(_Telemetry(later, t.partition[rest], t.offset[rest]))
+            else:
+                keep.append(t)
+        self._tel = keep
+        # every record here is before the open tick's end, so fold_events closes nothing
+        leftover = fold_events(self.state, todo)
+        assert not leftover, "records past the open tick reached the fold"
+
+
+def records_from(items: Iterable[tuple[str, int, int, bytes | None, bytes | None]]) -> list[Record]:
+    """Build records from (topic, partition, offset, key, value) tuples."""
+    return [Record(*it) for it in items]

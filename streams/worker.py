@@ -1,0 +1,236 @@
+"""The worker runtime: a :class:`Pipeline`, the DuckDB writer, snapshots, recovery, publishing.
+
+Transport-neutral: the Faust app (:mod:`streams.app`) hands it records and gives it a
+``publish`` coroutine; offline replay drives it the same way. The synchronous part of
+:meth:`TwinWorker.on_records` (decode, fold, build the rows and the snapshot) runs without an
+``await`` in between, so two agents on one event loop never see a half-folded state.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams import store
+from streams.pipeline import DeadLetter, Pipeline, Record, TopicPartition
+from streams.writer import DuckDBWriter
+from twin.checksum import state_checksum
+from twin.results import KPI_COLUMNS, TickResult
+from twin.state import TwinState
+
+__all__ = [
+    "Publish",
+    "TwinWorker",
+    "WorkerConfig",
+    "WorkerStats",
+    "deadletter_value",
+    "kpi_messages",
+]
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes | None, bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """What a worker needs beyond the connection settings (resolved once, at the entry point)."""
+
+    run_id: str = "live"
+    tick_s: float = 10.0
+    lateness_s: float = 1.0
+    snapshot_every: int = 6  # ticks
+    per_gpu_snapshot: bool = True
+    take_max: int = 2000
+    take_within_s: float = 0.1
+    group_id: str = "colossus-twin"
+    idle_exit_s: float | None = None  # finite runs: stop after this long with no record
+    scenario: str | None = None
+    seed: int | None = None
+
+    @property
+    def tick_ns(self) -> int:
+        return round(self.tick_s * 1e9)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    started: float = field(default_factory=time.monotonic)
+    last_record: float = field(default_factory=time.monotonic)
+    records: int = 0
+    ticks: int = 0
+    dead_letters: int = 0
+    snapshots: int = 0
+
+
+def deadletter_value(dead: DeadLetter) -> bytes:
+    """The dead-letter message: the reason, where the record came from, its original bytes."""
+    r = dead.record
+    return orjson.dumps(
+        {
+            "reason": dead.reason,
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "key_b64": None if r.key is None else _b64(r.key),
+            "value_b64": None if r.value is None else _b64(r.value),
+        }
+    )
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def kpi_messages(run_id: str, tick: TickResult) -> list[tuple[bytes, bytes]]:
+    """One ``twin.kpis`` message per scope kind and tick: the scope table as columns.
+
+    Keyed by scope kind; consumers deduplicate on (run_id, scope, tick_end_ns) since delivery is
+    at least once."""
+    out: list[tuple[bytes, bytes]] = []
+    for scope, table in tick.scopes.items():
+        body = {
+            "run_id": run_id,
+            "scope": scope,
+            "tick_start_ns": tick.start_ns,
+            "tick_end_ns": tick.end_ns,
+            "ids": list(table.ids),
+            **{name: table.columns[k] for k, name in enumerate(KPI_COLUMNS)},
+        }
+        out.append((scope.encode(), orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)))
+    return out
+
+
+class TwinWorker:
+    """Folds records into the twin, lands ticks and snapshots in DuckDB, publishes KPIs."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        duckdb_path: Path,
+        *,
+        publish: Publish | None = None,
+        kpi_topic: str = "twin.kpis",
+        deadletter_topic: str = "twin.deadletter",
+    ) -> None:
+        self.config = config
+        self.writer = DuckDBWriter(duckdb_path, ddl=store.DDL)
+        self.publish = publish
+        self.kpi_topic = kpi_topic
+        self.deadletter_topic = deadletter_topic
+        self.pipeline = Pipeline(
+            TwinState(config.tick_ns), lateness_ns=round(config.lateness_s * 1e9)
+        )
+        self.resume: dict[TopicPartition, int] = {}
+        self.snapshot_id = 0
+        self.stats = WorkerStats()
+        self._ticks_since_snapshot = 0
+
+    @property
+    def state(self) -> TwinState:
+        return self.pipeline.state
+
+    # ------------------------------------------------------------------------- lifecycle
+    def start(self) -> dict[TopicPartition, int]:
+        """Open DuckDB, load the newest snapshot of the run (if any) and return the offsets to
+        seek to. Rows a crashed run wrote after that snapshot are deleted (replay rewrites them).
+        """
+        self.writer.start()
+        cfg = self.config
+        snap = self.writer.run(lambda con: store.latest_snapshot(con, cfg.run_id))
+        if snap is not None:
+            if snap.state.tick_ns != cfg.tick_ns:
+                raise ValueError(
+                    f"run {cfg.run_id!r} was snapshotted with ticks of {snap.state.tick_ns / 1e9:g}"
+                    f" s, not {cfg.tick_s:g} s: use another --run or the same --tick"
+                )
+            self.pipeline.state = snap.state
+            self.snapshot_id = snap.snapshot_id
+            self.resume = dict(snap.offsets)
+            self.writer.run(store.rewind_op(cfg.run_id, snap.tick_end_ns))
+            log.info(
+                "recovered run %s from snapshot %d (tick end %d), %d partitions to seek",
+                cfg.run_id, snap.snapshot_id, snap.tick_end_ns, len(self.resume),
+            )
+        else:
+            self.writer.run(store.reset_run_op(cfg.run_id))
+        self.writer.run(
+            store.run_op(cfg.run_id, cfg.scenario, cfg.seed, cfg.tick_ns, _config_dict(cfg))
+        )
+        return self.resume
+
+    def close(self, *, final_snapshot: bool = True) -> None:
+        """Write a last snapshot (so a restart resumes here) and close DuckDB."""
+        if final_snapshot and self.state.tick_start_ns >= 0:
+            self.writer.submit(self._snapshot_op())
+        self.writer.close()
+
+    # ------------------------------------------------------------------------- records
+    async def on_records(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        ops, dead, ticks = self.process(records)
+        for op in ops:
+            await self.writer.asubmit(op)
+        if self.publish is not None:
+            for d in dead:
+                await self.publish(self.deadletter_topic, d.record.key, deadletter_value(d))
+            for tick in ticks:
+                for key, value in kpi_messages(self.config.run_id, tick):
+                    await self.publish(self.kpi_topic, key, value)
+
+    def process(
+        self, records: Sequence[Record], *, flush: bool = False
+    ) -> tuple[list[store.Op], list[DeadLetter], list[TickResult]]:
+        """The synchronous part: fold ``records`` and build the DuckDB operations."""
+        self.stats.last_record = time.monotonic()
+        self.stats.records += len(records)
+        dead = self.pipeline.ingest(records)
+        ticks = self.pipeline.advance()
+        if flush:
+            ticks += self.pipeline.flush()
+        ops: list[store.Op] = []
+        if dead:
+            self.stats.dead_letters += len(dead)
+            rows = [(d.record.topic, d.record.partition, d.record.offset, d.reason, d.record.value)
+                    for d in dead]
+            ops.append(store.deadletter_op(self.config.run_id, rows))
+        if ticks:
+            self.stats.ticks += len(ticks)
+            ops.append(store.tick_op(self.config.run_id, ticks))
+            self._ticks_since_snapshot += len(ticks)
+            if self._ticks_since_snapshot >= self.config.snapshot_every:
+                ops.append(self._snapshot_op())
+        return ops, dead, ticks
+
+    def flush(self) -> list[TickResult]:
+        """End of a finite input: fold and close everything buffered, then snapshot."""
+        ops, _, ticks = self.process([], flush=True)
+        for op in ops:
+            self.writer.submit(op)
+        return ticks
+
+    def _snapshot_op(self) -> store.Op:
+        self.snapshot_id += 1
+        self._ticks_since_snapshot = 0
+        self.stats.snapshots += 1
+        st = self.state
+        return store.snapshot_op(
+            self.config.run_id,
+            self.snapshot_id,
+            st,
+            self.pipeline.resume_offsets(),
+            state_checksum(st),
+            per_gpu=self.config.per_gpu_snapshot,
+        )
+
+
+def _config_dict(cfg: WorkerConfig) -> dict[str, Any]:
+    return {name: getattr(cfg, name) for name in cfg.__dataclass_fields__}
