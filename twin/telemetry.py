@@ -66,7 +66,7 @@ def accept_seq(state: TwinState, src: I64, seq: I64) -> B:
         first[1:] = s[1:] != s[:-1]
         prev = np.empty(m, np.int64)
         prev[0] = -1
-        prev[1:] = values[run[:-1] - s[1:] * width]
+        prev[1:] = values[run[:-1] - s[:-1] * width]  # decode with the previous row's source
         prev[first] = -1
         accept = np.empty(m, np.bool_)
         accept[order] = q > np.maximum(hwm[s], prev)
@@ -75,10 +75,17 @@ def accept_seq(state: TwinState, src: I64, seq: I64) -> B:
 
 
 def accept_messages(state: TwinState, batch: TelemetryBatch) -> B:
-    """Deduplicate a batch's messages (see the module docstring); counts the duplicates."""
+    """Deduplicate a batch's messages (see the module docstring); counts the duplicates.
+
+    New sources are registered in the order their first message appears, so the registry does
+    not depend on how the log was cut into batches."""
     if batch.n_messages == 0:
         return np.zeros(0, np.bool_)
-    src = source_codes(state, batch.source_ids)[batch.source_code]
+    used, first = np.unique(batch.source_code, return_index=True)
+    used = used[np.argsort(first, kind="stable")]
+    codes = np.zeros(len(batch.source_ids), np.int64)
+    codes[used] = source_codes(state, tuple(batch.source_ids[int(k)] for k in used))
+    src = codes[batch.source_code]
     accept = accept_seq(state, src, batch.seq.astype(np.int64, copy=False))
     dup = int(accept.shape[0] - np.count_nonzero(accept))
     if dup:
