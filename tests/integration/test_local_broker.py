@@ -207,3 +207,31 @@ def test_a_cluster_id_that_looks_like_an_option_still_formats(own_broker: Settin
     assert pid is not None
     meta = (own_broker.broker_dir / "data" / "meta.properties").read_text()
     assert "cluster.id=-Ab3dE5fG7hI9jK1lM3nOg" in meta
+
+
+def test_local_broker_context_stops_what_it_started_even_on_error(own_broker: Settings) -> None:
+    seen: list[int | None] = []
+
+    def fail_inside() -> None:
+        with broker.local_broker(own_broker) as bootstrap:
+            assert bootstrap == own_broker.local_bootstrap
+            seen.append(broker.broker_status(own_broker).pid)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_inside()
+    (pid,) = seen
+    assert pid is not None
+    assert not _pid_alive(pid)
+    assert not broker.broker_status(own_broker).running
+
+
+def test_local_broker_context_leaves_a_running_broker_running(own_broker: Settings) -> None:
+    bootstrap = broker.ensure_broker(own_broker)  # starts it, and it keeps running
+    pid = broker.broker_status(own_broker).pid
+    assert bootstrap == own_broker.local_bootstrap
+    with broker.local_broker(own_broker) as inner:
+        assert inner == bootstrap
+    assert broker.broker_status(own_broker).pid == pid
+    assert pid is not None
+    assert _pid_alive(pid)

@@ -123,3 +123,11 @@ def test_missing_maven_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(broker.BrokerError, match="Maven"):
         broker.fetch_jars(infra, progress=lambda _: None)
+
+
+def test_a_configured_cluster_starts_no_local_broker(tmp_path: Path) -> None:
+    settings = Settings(kafka_bootstrap="kafka.example:9092", data_dir=tmp_path)
+    assert broker.ensure_broker(settings) == "kafka.example:9092"
+    with broker.local_broker(settings) as bootstrap:
+        assert bootstrap == "kafka.example:9092"
+    assert not (tmp_path / "kafka").exists()
