@@ -136,13 +136,16 @@ def _parse(value: Any) -> tuple[_Msg, npt.NDArray[np.int64]] | None:
     return msg, block
 
 
+_FLOAT_MAX: Final = float(np.finfo(np.float64).max)  # so an infinity fails "no upper bound"
+
+
 def _hi(name: str, unbounded: float) -> float:
     hi = RANGES[name].hi
     return unbounded if hi is None else hi
 
 
 _F_LO: Final = np.array([RANGES[c].lo for c in FLOAT_COLUMNS])[:, None]
-_F_HI: Final = np.array([_hi(c, np.inf) for c in FLOAT_COLUMNS])[:, None]
+_F_HI: Final = np.array([_hi(c, _FLOAT_MAX) for c in FLOAT_COLUMNS])[:, None]
 _I_LO: Final = np.array([RANGES[c].lo for c in INT_COLUMNS], dtype=np.int64)[:, None]
 _I_HI: Final = np.array([_hi(c, INT64_MAX) for c in INT_COLUMNS], dtype=np.int64)[:, None]
 _POWER: Final = FLOAT_COLUMNS.index("power_w")
