@@ -210,27 +210,16 @@ class NumpyCheckedTelemetry(BaseModel):
 
 def numpy_checked_batch(values: Sequence[bytes]) -> TelemetryBatch:
     events = [NumpyCheckedTelemetry.model_validate_json(v) for v in values]
-    sources: dict[str, int] = {}
-    jobs: dict[str, int] = {}
-    remap: list[int] = []
-    offsets: list[int] = []
-    for e in events:
-        offsets.append(len(remap))
-        remap.append(-1)
-        remap.extend([jobs.setdefault(j, len(jobs)) for j in e.jobs])
     floats, ints = split_block(np.concatenate([e._bits for e in events], axis=1))
     return assemble_telemetry(
-        source_ids=tuple(sources),
-        source_code=[sources.setdefault(e.source_id, len(sources)) for e in events],
+        source_id=[e.source_id for e in events],
         seq=[e.seq for e in events],
         ts_ns=[e.ts_ns for e in events],
         interval_ns=[e.interval_ns for e in events],
         counts=[len(e.gpu_index) for e in events],
+        jobs=[e.jobs for e in events],
         floats=floats,
         ints=ints,
-        job_ids=tuple(jobs),
-        job_remap=remap,
-        job_remap_offsets=offsets,
     )
 
 

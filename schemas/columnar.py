@@ -31,50 +31,53 @@ _I = {name: i for i, name in enumerate(INT_COLUMNS)}
 def empty_telemetry_batch() -> TelemetryBatch:
     """A batch with no messages and no samples."""
     return assemble_telemetry(
-        source_ids=(),
-        source_code=[],
+        source_id=[],
         seq=[],
         ts_ns=[],
         interval_ns=[],
         counts=[],
+        jobs=[],
         floats=np.empty((len(FLOAT_COLUMNS), 0)),
         ints=np.empty((len(INT_COLUMNS), 0), dtype=np.int64),
-        job_ids=(),
-        job_remap=[],
-        job_remap_offsets=[],
     )
 
 
 def assemble_telemetry(
     *,
-    source_ids: tuple[str, ...],
-    source_code: Sequence[int],
+    source_id: Sequence[str],
     seq: Sequence[int],
     ts_ns: Sequence[int],
     interval_ns: Sequence[int],
     counts: Sequence[int],
+    jobs: Sequence[Sequence[str]],
     floats: npt.NDArray[np.float64],
     ints: npt.NDArray[np.int64],
-    job_ids: tuple[str, ...],
-    job_remap: Sequence[int],
-    job_remap_offsets: Sequence[int],
 ) -> TelemetryBatch:
-    """Build a batch from per-message scalars and all samples' columns: ``floats`` ``(9, n)``
-    in :data:`~schemas.telemetry.FLOAT_COLUMNS` order, ``ints`` ``(3, n)`` in
-    :data:`~schemas.telemetry.INT_COLUMNS` order (already range-checked).
+    """Build a batch from per-message fields (length m) and all samples' columns: ``floats``
+    ``(9, n)`` in :data:`~schemas.telemetry.FLOAT_COLUMNS` order and ``ints`` ``(3, n)`` in
+    :data:`~schemas.telemetry.INT_COLUMNS` order, already validated.
 
-    ``job_remap`` holds, per message, ``-1`` followed by the batch-level codes of that message's
-    ``jobs``; ``job_remap_offsets[k]`` is where message ``k``'s part starts, so a sample's
-    ``job_slot`` ``s`` maps to ``job_remap[offset + 1 + s]`` (and -1 maps to the -1).
+    ``source_ids`` and ``job_ids`` become batch-level dictionaries in order of first appearance;
+    each sample's ``job_slot`` is mapped through its message's ``jobs`` into ``job_code``.
     """
     m = len(counts)
+    source_index: dict[str, int] = {}
+    source_code = [source_index.setdefault(s, len(source_index)) for s in source_id]
+    # per message: -1, then the batch codes of its jobs; slot s of message k maps to
+    # remap[offsets[k] + 1 + s], so slot -1 lands on the message's -1
+    job_index: dict[str, int] = {}
+    remap: list[int] = []
+    offsets: list[int] = []
+    for message_jobs in jobs:
+        offsets.append(len(remap))
+        remap.append(-1)
+        remap.extend([job_index.setdefault(j, len(job_index)) for j in message_jobs])
     row_offsets = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(np.asarray(counts, dtype=np.int64), out=row_offsets[1:])
     if m:
         msg_of_sample = np.repeat(np.arange(m), counts)
-        remap = np.asarray(job_remap, dtype=np.int32)
-        offsets = np.asarray(job_remap_offsets, dtype=np.int64)
-        job_code = remap[offsets[msg_of_sample] + 1 + ints[_I["job_slot"]]]
+        start = np.asarray(offsets, dtype=np.int64)[msg_of_sample]
+        job_code = np.asarray(remap, dtype=np.int32)[start + 1 + ints[_I["job_slot"]]]
     else:
         job_code = np.empty(0, dtype=np.int32)
 
@@ -85,7 +88,7 @@ def assemble_telemetry(
         return np.array(ints[_I[name]], dtype=np.int32)
 
     return TelemetryBatch(
-        source_ids=source_ids,
+        source_ids=tuple(source_index),
         source_code=np.asarray(source_code, dtype=np.int32),
         seq=np.asarray(seq, dtype=np.int64),
         ts_ns=np.asarray(ts_ns, dtype=np.int64),
@@ -102,7 +105,7 @@ def assemble_telemetry(
         dram_active=f32("dram_active"),
         nvlink_bytes=np.array(floats[_F["nvlink_bytes"]], dtype=np.float64),
         xid=i32("xid"),
-        job_ids=job_ids,
+        job_ids=tuple(job_index),
         job_code=job_code,
     )
 
@@ -115,27 +118,15 @@ def telemetry_batch(events: Sequence[GpuTelemetry]) -> TelemetryBatch:
     """
     if not events:
         return empty_telemetry_batch()
-    source_index: dict[str, int] = {}
-    source_code = [source_index.setdefault(e.source_id, len(source_index)) for e in events]
-    job_index: dict[str, int] = {}
-    job_remap: list[int] = []
-    job_remap_offsets: list[int] = []
-    for e in events:
-        job_remap_offsets.append(len(job_remap))
-        job_remap.append(-1)
-        job_remap.extend([job_index.setdefault(j, len(job_index)) for j in e.jobs])
-    bits = np.concatenate([pack_columns(numeric_columns(e), len(e.gpu_index)) for e in events], 1)
-    floats, ints = split_block(bits)
+    blocks = [pack_columns(numeric_columns(e), len(e.gpu_index)) for e in events]
+    floats, ints = split_block(np.concatenate(blocks, axis=1))
     return assemble_telemetry(
-        source_ids=tuple(source_index),
-        source_code=source_code,
+        source_id=[e.source_id for e in events],
         seq=[e.seq for e in events],
         ts_ns=[e.ts_ns for e in events],
         interval_ns=[e.interval_ns for e in events],
         counts=[len(e.gpu_index) for e in events],
+        jobs=[e.jobs for e in events],
         floats=floats,
         ints=ints,
-        job_ids=tuple(job_index),
-        job_remap=job_remap,
-        job_remap_offsets=job_remap_offsets,
     )

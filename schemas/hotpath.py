@@ -248,25 +248,13 @@ def _merge(
 def _assemble(
     msgs: list[_Msg], floats: npt.NDArray[np.float64], ints: npt.NDArray[np.int64]
 ) -> TelemetryBatch:
-    source_index: dict[str, int] = {}
-    source_code = [source_index.setdefault(g.source_id, len(source_index)) for g in msgs]
-    job_index: dict[str, int] = {}
-    job_remap: list[int] = []
-    job_remap_offsets: list[int] = []
-    for g in msgs:
-        job_remap_offsets.append(len(job_remap))
-        job_remap.append(-1)
-        job_remap.extend([job_index.setdefault(j, len(job_index)) for j in g.jobs])
     return assemble_telemetry(
-        source_ids=tuple(source_index),
-        source_code=source_code,
+        source_id=[g.source_id for g in msgs],
         seq=[g.seq for g in msgs],
         ts_ns=[g.ts_ns for g in msgs],
         interval_ns=[g.interval_ns for g in msgs],
         counts=[g.n for g in msgs],
+        jobs=[g.jobs for g in msgs],
         floats=floats,
         ints=ints,
-        job_ids=tuple(job_index),
-        job_remap=job_remap,
-        job_remap_offsets=job_remap_offsets,
     )
