@@ -19,13 +19,14 @@ from typing import Any
 
 import faust
 from faust.types import TP
+from kafka import KafkaConsumer, TopicPartition
 
 from streams.pipeline import CLOCK_TOPIC, Record
 from streams.settings import Settings
 from streams.topics import DEFAULT_PARTITIONS, TWIN_DEADLETTER, TWIN_KPIS
 from streams.worker import TwinWorker, kpi_messages
 
-__all__ = ["CONTROL_TOPICS", "make_app"]
+__all__ = ["CONTROL_TOPICS", "end_offsets", "make_app", "run_faust"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,9 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
         stream_buffer_maxsize=4 * cfg.take_max,
         producer_max_request_size=16 * 1024 * 1024,
         datadir=str(settings.data_dir / "faust"),
+        # a SIGKILLed worker's partitions go to its successor within seconds, not a minute
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     gpu_topic = app.topic(CLOCK_TOPIC, key_type=bytes, value_type=bytes)
     control_topic = app.topic(*CONTROL_TOPICS, key_type=bytes, value_type=bytes)
@@ -116,11 +120,19 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
 
     if cfg.idle_exit_s is not None:
         idle = cfg.idle_exit_s
+        stopping: list[bool] = []
 
         @app.timer(interval=min(1.0, idle / 2))  # type: ignore[untyped-decorator]
         async def _stop_when_idle() -> None:
-            if time.monotonic() - worker.stats.last_record < idle or worker.stats.records == 0:
+            if worker.input_done is not None and not worker.input_done.is_set():
                 return
+            if time.monotonic() - worker.stats.last_record < idle:
+                return
+            if worker.stats.records == 0 and worker.input_done is None:
+                return  # a standalone worker waits for its first record
+            if stopping:
+                return
+            stopping.append(True)
             async with lock:
                 ticks = worker.flush()
                 for tick in ticks:
@@ -130,3 +142,31 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
             os.kill(os.getpid(), signal.SIGTERM)
 
     return app
+
+
+def run_faust(app: faust.App, log_level: str = "warn") -> None:
+    """Run a Faust worker for ``app`` in this thread until it stops (signal or idle exit).
+
+    Returns normally; Faust's own SystemExit at the end is absorbed. No terminal spinner."""
+    worker = faust.Worker(app, loglevel=log_level, quiet=True)
+    worker.spinner = None
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise
+
+
+def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int], int]:
+    """The current end offset of every input partition (a fresh run reads only what comes next)."""
+    consumer = KafkaConsumer(**settings.kafka_python_kwargs(bootstrap))
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in (CLOCK_TOPIC, *CONTROL_TOPICS)
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        ends = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    return {(tp.topic, tp.partition): int(off) for tp, off in ends.items()}

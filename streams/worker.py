@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +132,8 @@ class TwinWorker:
         self.resume: dict[TopicPartition, int] = {}
         self.snapshot_id = 0
         self.stats = WorkerStats()
+        #: set by whoever feeds the topics when it is done (``twin run``); an idle exit waits for it
+        self.input_done: threading.Event | None = None
         self._ticks_since_snapshot = 0
 
     @property
@@ -138,13 +141,22 @@ class TwinWorker:
         return self.pipeline.state
 
     # ------------------------------------------------------------------------- lifecycle
-    def start(self) -> dict[TopicPartition, int]:
+    def start(
+        self, *, fresh_from: dict[TopicPartition, int] | None = None
+    ) -> dict[TopicPartition, int]:
         """Open DuckDB, load the newest snapshot of the run (if any) and return the offsets to
         seek to. Rows a crashed run wrote after that snapshot are deleted (replay rewrites them).
+
+        ``fresh_from``: start the run anew (forget its rows and snapshots) and read from these
+        offsets (``twin run`` passes the topics' end offsets taken before it simulates).
         """
         self.writer.start()
         cfg = self.config
-        snap = self.writer.run(lambda con: store.latest_snapshot(con, cfg.run_id))
+        snap = None
+        if fresh_from is None:
+            snap = self.writer.run(lambda con: store.latest_snapshot(con, cfg.run_id))
+        else:
+            self.resume = dict(fresh_from)
         if snap is not None:
             if snap.state.tick_ns != cfg.tick_ns:
                 raise ValueError(

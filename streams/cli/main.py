@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli.demo_cmd",
     "streams.cli.simulate_cmd",
     "streams.cli.worker_cmd",
+    "streams.cli.run_cmd",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from streams.cli.main import CliError
@@ -42,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="do not land per-GPU rows with each snapshot (the state blob is still written)",
     )
+    group.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the run anew (forget its rows and snapshots) from the current end of the "
+        "topics, instead of resuming from its newest snapshot",
+    )
     group.add_argument("--log-level", default="warn", choices=("error", "warn", "info", "debug"),
                        help="Faust's log level (default: warn)")
     parser.set_defaults(func=_run)
@@ -63,24 +70,30 @@ def worker_config(settings: Settings, args: argparse.Namespace) -> Any:
     )
 
 
-def run_worker(settings: Settings, bootstrap: str, config: Any, log_level: str = "warn") -> int:
+def run_worker(
+    settings: Settings, bootstrap: str, config: Any, log_level: str = "warn", *, fresh: bool = False
+) -> int:
     """Run the worker until it is stopped (signal, or --idle-exit); returns the exit code."""
-    import faust
 
-    from streams.app import make_app
+    from streams.app import end_offsets, make_app, run_faust
     from streams.topics import ensure_topics
     from streams.worker import TwinWorker
 
     ensure_topics(settings, bootstrap=bootstrap)
     worker = TwinWorker(config, settings.duckdb_path)
     try:
-        worker.start()
+        resume = worker.start(fresh_from=end_offsets(settings, bootstrap) if fresh else None)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    how = "from the end of the topics" if fresh else (
+        f"from snapshot {worker.snapshot_id}" if worker.snapshot_id else "from the start of the log"
+    )
+    print(f"twin worker: run {config.run_id}, {len(resume)} partitions positioned, reading {how}",
+          file=sys.stderr, flush=True)
     app = make_app(settings, bootstrap, worker)
     code = 0
     try:
-        faust.Worker(app, loglevel=log_level, quiet=True).execute_from_commandline()
+        run_faust(app, log_level)
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
@@ -100,4 +113,4 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     config = worker_config(settings, args)
     with local_broker(settings) as bootstrap:
-        return run_worker(settings, bootstrap, config, args.log_level)
+        return run_worker(settings, bootstrap, config, args.log_level, fresh=args.fresh)
