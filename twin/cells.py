@@ -203,6 +203,7 @@ def job_active_members(state: TwinState, job: int) -> I32:
 def refresh_job_cells(state: TwinState, job: int) -> None:
     """Recompute a job's cells and the fraction of its work each cell gets."""
     members = job_active_members(state, job)
+    state.job_active[job] = members
     if members.size == 0:
         state.job_cells[job] = np.zeros(0, np.int32)
         state.job_cell_w[job] = np.zeros(0, np.float64)

@@ -73,5 +73,6 @@ def state_checksum(state: TwinState) -> str:
         _array(h, f"job_cells[{k}]", state.job_cells[k])
         _array(h, f"job_cell_w[{k}]", state.job_cell_w[k])
     _array(h, "strag_top", state.strag_top)
+    _array(h, "strag_top_racks", state.strag_top_racks)
     h.update(repr(state.strag_any).encode())
     return h.hexdigest()

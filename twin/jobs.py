@@ -25,7 +25,13 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.batches import JobCheckpoint, JobFailed, JobFinished, JobStarted, JobStep, JobSubmitted
-from twin.cells import MAX_SHARE_CODES, job_active_members, reassign_cells, refresh_dirty_jobs
+from twin.cells import (
+    MAX_SHARE_CODES,
+    job_active_members,
+    reassign_cells,
+    refresh_cell_params,
+    refresh_dirty_jobs,
+)
 from twin.mfu import model_flops_per_token
 from twin.state import JobPhase, Status, TwinState
 from twin.topology import known_gpus
@@ -38,6 +44,7 @@ __all__ = [
     "on_job_started",
     "on_job_step",
     "on_job_submitted",
+    "top_costs",
 ]
 
 I32 = npt.NDArray[np.int32]
@@ -51,6 +58,7 @@ def _register_job(state: TwinState, job_id: str, tenant_id: str) -> int:
         state.job_tenant_ids.append(tenant_id)
         state.job_members.append(np.zeros(0, np.int32))
         state.job_cells.append(np.zeros(0, np.int32))
+        state.job_active.append(np.zeros(0, np.int32))
         state.job_cell_w.append(np.zeros(0, np.float64))
     else:
         state.job_tenant_ids[job] = tenant_id
@@ -143,8 +151,7 @@ def on_job_step(state: TwinState, ev: JobStep) -> None:
     state.job_last_end_ns[job] = ev.ts_ns
     state.job_last_dur_s[job] = duration
     state.job_deadline_ns[job] = ev.ts_ns + int(state.stall_factor * duration * 1e9)
-    state.dirty_jobs.add(job)
-    refresh_dirty_jobs(state)
+    refresh_cell_params(state, state.job_cells[job])  # its cells did not change, their inputs did
 
 
 def on_job_checkpoint(state: TwinState, ev: JobCheckpoint) -> None:
@@ -157,8 +164,8 @@ def on_job_checkpoint(state: TwinState, ev: JobCheckpoint) -> None:
     # the next step starts at the checkpoint's end: allow it the usual grace
     grace = int(state.stall_factor * float(state.job_last_dur_s[job]) * 1e9)
     state.job_deadline_ns[job] = max(int(state.job_deadline_ns[job]), ev.ts_ns + grace)
-    state.dirty_jobs.add(job)
     refresh_dirty_jobs(state)
+    refresh_cell_params(state, state.job_cells[job])
 
 
 def on_job_failed(state: TwinState, ev: JobFailed) -> None:
@@ -191,7 +198,7 @@ def on_job_finished(state: TwinState, ev: JobFinished) -> None:
 
 def attribute_stragglers(state: TwinState, job: int, duration_s: float) -> None:
     """Charge one step's straggler wait to the GPUs that set its pace (module docstring)."""
-    members = job_active_members(state, job)
+    members = state.job_active[job]  # current: the caller refreshed dirty jobs
     if members.size < 2 or not duration_s > 0:
         return
     share = state.gpu_last_compute[members]
@@ -210,22 +217,27 @@ def attribute_stragglers(state: TwinState, job: int, duration_s: float) -> None:
     each = waited / pacers.size
     state.gpu_strag_s[pacers] += each
     state.strag_any = True
-    _update_top(state, pacers)
+    state.strag_top = top_costs(state.gpu_strag_s, state.strag_top, pacers, state.top_n)
+    racks, per_rack = np.unique(state.gpu_rack[pacers], return_counts=True)
+    state.rack_strag_s[racks] += each * per_rack
+    state.strag_top_racks = top_costs(state.rack_strag_s, state.strag_top_racks, racks, state.top_n)
     cells, counts = np.unique(state.gpu_cell[pacers], return_counts=True)
     state.cell_strag_s[cells] += each * counts
 
 
-def _update_top(state: TwinState, pacers: I32) -> None:
-    """Keep ``strag_top`` = the ``top_n`` GPUs with the highest straggler cost in the open tick
-    (ties: lowest index). Costs only grow within a tick, so only GPUs whose cost just grew can
-    enter: the new top is the best of the old top and the best of ``pacers`` (sorted)."""
-    n = state.top_n
-    cost = state.gpu_strag_s[pacers]
-    if pacers.size > n:
-        kth = np.partition(cost, pacers.size - n)[pacers.size - n]
-        above = pacers[cost > kth]
-        tied = pacers[cost == kth][: n - above.size]
-        pacers = np.concatenate([above, tied])
-    cand = np.union1d(state.strag_top, pacers)
-    order = np.lexsort((cand, -state.gpu_strag_s[cand]))[:n]
-    state.strag_top = cand[order].astype(np.int32)
+def top_costs(
+    costs: F64, top: I32, grown: npt.NDArray[np.integer], n: int
+) -> npt.NDArray[np.int32]:
+    """The ``n`` items with the highest ``costs`` (ties: lowest index), given the previous top
+    and the items whose cost just grew (sorted, unique). Costs only grow within a tick, so only
+    those items can enter: the new top is the best of the old top and the best of ``grown``."""
+    cost = costs[grown]
+    if grown.size > n:
+        kth = np.partition(cost, grown.size - n)[grown.size - n]
+        above = grown[cost > kth]
+        tied = grown[cost == kth][: n - above.size]
+        grown = np.concatenate([above, tied])
+    cand = np.union1d(top, grown)
+    order = np.lexsort((cand, -costs[cand]))[:n]
+    out: npt.NDArray[np.int32] = cand[order].astype(np.int32)
+    return out

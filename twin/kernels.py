@@ -328,27 +328,18 @@ def _derive(s: F64, dt_ns: float, overhead_ratio: float, price: float, m_ref: fl
     return out
 
 
-def _top(cost: F64, n: int) -> IP:
-    """Indices of the ``n`` largest positive costs, largest first (ties: lowest index)."""
-    if cost.size > n:
-        idx = np.argpartition(cost, cost.size - n)[cost.size - n :]
-        idx = idx[cost[idx] > 0]
-    else:
-        idx = np.flatnonzero(cost > 0)
-    return idx[np.lexsort((idx, -cost[idx]))]
-
-
-def _stragglers(state: TwinState, racks: F64, rack_ids: I64, gens: F64, gen_ids: I64) -> Stragglers:
-    n = state.top_n
-    top_r = _top(racks, n)
-    top_g = _top(gens, n)
+def _stragglers(state: TwinState, gens: F64, gen_ids: I64) -> Stragglers:
+    """Top GPUs and racks come ranked from the fold (:func:`twin.jobs.top_costs`)."""
+    order = np.argsort(-gens, kind="stable")
+    order = order[gens[order] > 0][: state.top_n]
+    racks = state.strag_top_racks
     return Stragglers(
         gpu_index=state.strag_top.copy(),
         gpu_cost_gpu_s=state.gpu_strag_s[state.strag_top],
-        rack_ids=tuple(state.rack_ids[int(r)] for r in rack_ids[top_r]),
-        rack_cost_gpu_s=racks[top_r],
-        generation_ids=tuple(MODEL_NAMES[int(g)] for g in gen_ids[top_g]),
-        generation_cost_gpu_s=gens[top_g],
+        rack_ids=tuple(state.rack_ids[int(r)] for r in racks),
+        rack_cost_gpu_s=state.rack_strag_s[racks],
+        generation_ids=tuple(MODEL_NAMES[int(g)] for g in gen_ids[order]),
+        generation_cost_gpu_s=gens[order],
     )
 
 
@@ -414,9 +405,7 @@ def compute_tick(state: TwinState, start_ns: int, end_ns: int) -> tuple[TickResu
         m_ref=state.m_ref,
         scopes=tables,
         ledger=ledger,
-        stragglers=_stragglers(
-            state, racks[_STRAG_S], plan.rack_index, gens[_STRAG_S], plan.gen.ids
-        ),
+        stragglers=_stragglers(state, gens[_STRAG_S], plan.gen.ids),
         counts=dict(zip(COUNTERS, (int(c) for c in state.tick_counts), strict=True)),
     )
     return result, carry, lease_rev[0]

@@ -134,6 +134,7 @@ FAMILIES: Final[dict[str, dict[str, float]]] = {
         "rack_n_gpus": 0,
         "rack_pdu_j": 0.0,
         "rack_pdu_seen": 0,
+        "rack_strag_s": 0.0,
         "rack_supply_c": np.nan,
         "rack_return_c": np.nan,
         "rack_flow_lpm": np.nan,
@@ -243,6 +244,7 @@ _DTYPES: Final[dict[str, type[np.generic]]] = {
     "rack_n_gpus": np.int32,
     "rack_pdu_j": np.float64,
     "rack_pdu_seen": np.bool_,
+    "rack_strag_s": np.float64,
     "rack_supply_c": np.float64,
     "rack_return_c": np.float64,
     "rack_flow_lpm": np.float64,
@@ -348,6 +350,7 @@ class TwinState:
     total_counts: I64
     cells_version: int  # bumped whenever cells are created, re-keyed or renumbered
     strag_top: I32
+    strag_top_racks: I32
     strag_any: bool
 
     # arrays (see FAMILIES); declared for type checkers
@@ -371,6 +374,7 @@ class TwinState:
     rack_n_gpus: I32
     rack_pdu_j: F64
     rack_pdu_seen: B
+    rack_strag_s: F64
     rack_supply_c: F64
     rack_return_c: F64
     rack_flow_lpm: F64
@@ -485,6 +489,7 @@ class TwinState:
         self.job_ids: list[str] = []
         self.job_tenant_ids: list[str] = []  # the scheduler's tenant (not the lease owner)
         self.job_members: list[I32] = []  # GPUs a job_started gave the job (filter by gpu_job)
+        self.job_active: list[I32] = []  # job_members still allocated to the job (refreshed too)
         self.job_cells: list[I32] = []  # the job's cells (refreshed when cells change)
         self.job_cell_w: list[F64] = []  # fraction of the job's work on each of its cells
         self.lease_index: dict[str, int] = {}
@@ -499,6 +504,7 @@ class TwinState:
         self.link_index: dict[str, int] = {}
         self.link_ids: list[str] = []
         self.strag_top = np.zeros(0, np.int32)  # top_n GPUs by straggler cost, open tick
+        self.strag_top_racks = np.zeros(0, np.int32)  # top_n racks by straggler cost
         self.strag_any = False  # any straggler cost in the open tick
         self.dirty_jobs: set[int] = set()  # jobs whose job_cells need a refresh
         self.cache: dict[str, object] = {}  # derived data the kernels may rebuild at any time

@@ -200,11 +200,12 @@ def job_steps(
     duration_s: float = 2.0,
     exposed_comm_s: float = 0.3,
 ) -> list[JobStep]:
-    """One step of every job (``tokens[j]`` for job j) ending at ``ts_ns``."""
+    """One step of every job (``tokens[j]`` for job j) ending at ``ts_ns``, from the source
+    "trainer" (``seq`` numbers the first of them)."""
     return [
         JobStep(
             ts_ns=ts_ns,
-            source_id="scheduler",
+            source_id="trainer",
             seq=seq + j,
             job_id=f"job-{j:03d}",
             step=step,

@@ -52,7 +52,9 @@ def close_tick(state: TwinState, end_ns: int | None = None) -> TickResult:
     state.cell_corr_ns[:n_cell] = 0
     if state.strag_any:
         state.gpu_strag_s[: state.n["gpu"]] = 0.0
+        state.rack_strag_s[: state.n["rack"]] = 0.0
         state.strag_top = np.zeros(0, np.int32)
+        state.strag_top_racks = np.zeros(0, np.int32)
         state.strag_any = False
     n_rack, n_hall = state.n["rack"], state.n["hall"]
     state.rack_pdu_j[:n_rack] = 0.0
