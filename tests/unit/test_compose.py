@@ -14,10 +14,6 @@ from streams.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Subcommands other issues are still writing; compose may name them before they exist.
-#: Any other missing subcommand fails. Empty this once `twin worker` exists.
-PENDING_SUBCOMMANDS = frozenset({"worker"})
-
 
 def _compose() -> dict[str, Any]:
     loaded = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -56,22 +52,15 @@ def test_services_include_simulator_and_worker() -> None:
 def test_each_service_command_is_a_real_twin_subcommand() -> None:
     parser = build_parser()
     known = _subcommands(parser)
-    pending = []
     for name, service in _twin_services().items():
         command = service["command"]
         assert isinstance(command, list), f"{name}: command must be an exec-form list"
         assert command[0] == "twin", f"{name}: runs {command[0]!r}, not the twin console script"
-        subcommand = command[1]
-        if subcommand not in known:
-            assert subcommand in PENDING_SUBCOMMANDS, f"{name}: `twin {subcommand}` does not exist"
-            pending.append(subcommand)
-            continue
+        assert command[1] in known, f"{name}: `twin {command[1]}` is not a twin subcommand"
         try:
             parser.parse_args(command[1:])
         except SystemExit as exc:
             pytest.fail(f"{name}: `{' '.join(command)}` does not parse (exit {exc.code})")
-    if pending:
-        pytest.xfail(f"subcommands not written yet: {', '.join(sorted(pending))}")
 
 
 def test_twin_services_reach_kafka_inside_the_compose_network() -> None:
