@@ -9,8 +9,10 @@ event-log file. Measured, after one warm-up interval (which also emits every rac
   the fixed-width table encoder the simulator uses; ``orjson.dumps(OPT_SERIALIZE_NUMPY)`` of
   per-rack numpy slices; ``json.dumps`` of per-rack lists (the baseline, for the ratio).
 
-Run: ``.venv/bin/python bench/bench_sim.py [--seconds 20] [--scenario colossus1-mixed]``;
-``--append`` adds the figures to bench/RESULTS.md under "## Simulator".
+Run: ``.venv/bin/python bench/bench_sim.py [--seconds 10] [--runs 3] [--kafka 5]``;
+``--kafka N`` also produces N simulated seconds to Kafka (``TWIN_KAFKA_BOOTSTRAP``, else a local
+broker started and stopped here); ``--append`` adds the figures to bench/RESULTS.md under
+"## Simulator".
 """
 
 from __future__ import annotations
@@ -177,8 +179,58 @@ def bench_encoding(scenario_name: str, repeat: int) -> dict[str, float]:
     }
 
 
+def bench_kafka(scenario_name: str, seconds: int) -> dict[str, float]:
+    """Produce ``seconds`` of the scenario with :class:`KafkaSink`: to ``TWIN_KAFKA_BOOTSTRAP``
+    if set, else to a local broker started here (free ports, temporary folder) and stopped."""
+    from sim.producer import KafkaSink  # noqa: PLC0415
+    from sim.run import simulate  # noqa: PLC0415
+    from streams.broker import start_broker, stop_broker  # noqa: PLC0415 - only with --kafka
+    from streams.settings import Settings, load_settings  # noqa: PLC0415
+    from streams.topics import ensure_topics  # noqa: PLC0415
+
+    settings = load_settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        own = settings.kafka_bootstrap is None
+        if own:
+            import socket  # noqa: PLC0415
+
+            ports = []
+            for _ in range(2):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    ports.append(sock.getsockname()[1])
+            settings = Settings(
+                data_dir=Path(tmp), broker_port=ports[0], broker_controller_port=ports[1]
+            )
+            start_broker(settings)
+        try:
+            ensure_topics(settings)
+            with KafkaSink(settings.kafka_python_kwargs()) as sink:
+                t0 = time.perf_counter()
+                result = simulate(load_scenario(scenario_name), seconds, sink=sink)
+                wall = time.perf_counter() - t0
+        finally:
+            if own:
+                stop_broker(settings)
+    st = result.stats
+    return {
+        "seconds": seconds,
+        "x_real_time": seconds / wall,
+        "gpu_samples_per_s": st.gpu_samples / wall,
+        "records_per_s": st.records / wall,
+        "mb_per_s": st.bytes / 1e6 / wall,
+        "local": float(own),
+    }
+
+
 def markdown(
-    m: dict[str, str], f: dict[str, float], physics_s: float, e: dict[str, float], scenario: str
+    m: dict[str, str],
+    f: dict[str, float],
+    physics_s: float,
+    e: dict[str, float],
+    *,
+    scenario: str,
+    k: dict[str, float] | None = None,
 ) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     target = "median meets" if f["gpu_samples_per_s"] >= 2.2e6 else "median MISSES"
@@ -205,8 +257,15 @@ def markdown(
         f"({e['orjson_s'] / e['fixed_width_s']:.1f}x slower) |",
         f"| same, json.dumps of lists (baseline) | {e['json_s'] * 1e3:.0f} ms "
         f"({e['json_s'] / e['fixed_width_s']:.0f}x slower) |",
-        "",
     ]
+    if k is not None:
+        where = "a local broker on the same machine" if k["local"] else "the configured cluster"
+        lines.append(
+            f"| produced to Kafka ({where}, kafka-python, {k['seconds']:.0f} s) | "
+            f"{k['x_real_time']:.2f}x real time, {k['gpu_samples_per_s'] / 1e6:.2f} M GPU "
+            f"samples/s, {k['records_per_s']:,.0f} records/s, {k['mb_per_s']:.0f} MB/s |"
+        )
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -235,6 +294,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=4, help="encoding repetitions")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the temporary file")
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
+    parser.add_argument(
+        "--kafka",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="also produce this many simulated seconds to Kafka",
+    )
     args = parser.parse_args()
     m = machine()
     for k, v in m.items():
@@ -254,7 +320,10 @@ def main() -> None:
         f"orjson {e['orjson_s'] * 1e3:.1f} ms, json.dumps {e['json_s'] * 1e3:.0f} ms "
         f"(baseline ratio {e['json_s'] / e['fixed_width_s']:.0f}x)"
     )
-    entry = markdown(m, f, physics, e, args.scenario)
+    k = bench_kafka(args.scenario, args.kafka) if args.kafka > 0 else None
+    if k is not None:
+        print(f"to Kafka: {k['x_real_time']:.2f}x real time, {k['mb_per_s']:.0f} MB/s")
+    entry = markdown(m, f, physics, e, scenario=args.scenario, k=k)
     print()
     print(entry)
     if args.append:
