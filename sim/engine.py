@@ -38,7 +38,7 @@ from sim.topology import build_topology
 from sim.truth import TruthAccumulator, TruthTable
 from twin.gpus import GPU_MODELS, MODEL_NAMES
 
-__all__ = ["LeaseWindow", "Simulator"]
+__all__ = ["IntervalError", "LeaseWindow", "Simulator"]
 
 F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]
@@ -64,6 +64,21 @@ def _model_table(scenario: Scenario, attr: str) -> F64:
     for name, gen in scenario.generation.items():
         out[MODEL_NAMES.index(name)] = float(getattr(gen, attr))
     return out
+
+
+class IntervalError(ValueError):
+    """The simulation interval does not divide a telemetry or truth period."""
+
+
+def _multiple(period_s: float, dt: float, name: str) -> int:
+    """How many intervals of ``dt`` make ``period_s``; :class:`IntervalError` unless whole."""
+    k = round(period_s / dt)
+    if k < 1 or abs(k * dt - period_s) > 1e-9 * period_s:
+        raise IntervalError(
+            f"telemetry.{name} ({period_s:g} s) is not a whole multiple of the simulation "
+            f"interval ({dt:g} s)"
+        )
+    return k
 
 
 class Simulator:
@@ -106,7 +121,11 @@ class Simulator:
         self.truth = TruthAccumulator(
             topo, sc.telemetry.truth_tick_s, [j.job_id for j in self.jobs], self._tenant_ids
         )
-        self._tick_every = round(sc.telemetry.truth_tick_s / self.dt)
+        self._tick_every = _multiple(sc.telemetry.truth_tick_s, self.dt, "truth_tick_s")
+        if emit:
+            tel = sc.telemetry
+            for key in ("power_interval_s", "cooling_interval_s", "plant_interval_s"):
+                _multiple(getattr(tel, key), self.dt, key)
         self.out: FacilityEmitter | None = (
             FacilityEmitter(sc, topo, self.dt, self._rng_noise) if emit else None
         )

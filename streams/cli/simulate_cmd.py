@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from sim.config import Scenario
+from sim.engine import IntervalError
 from sim.eventlog import EventLogWriter
 from sim.placement import PlacementError
 from sim.producer import KafkaSink, ProduceError
@@ -236,7 +237,7 @@ def _execute(
             return simulate(
                 scenario, duration, sink=sink, interval_s=interval, speed=speed, progress=progress
             )
-        except PlacementError as exc:
+        except (PlacementError, IntervalError) as exc:
             raise CliError(f"scenario {scenario.name}: {exc}") from None
 
 

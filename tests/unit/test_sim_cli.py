@@ -41,6 +41,10 @@ def _run(*argv: str) -> int:
         (("--scenario", "atlantis"), "unknown scenario 'atlantis'"),
         (("--scenario", "small", "--summary", "--out", "x.log"), "--summary emits nothing"),
         (("--scenario", "small", "--interval", "5"), "--interval only applies with --summary"),
+        (
+            ("--scenario", "small", "--summary", "--interval", "7"),
+            "truth_tick_s (10 s) is not a whole multiple of the simulation interval (7 s)",
+        ),
     ],
 )
 def test_bad_flags_are_cli_errors(argv: tuple[str, ...], message: str) -> None:
