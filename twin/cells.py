@@ -189,6 +189,8 @@ def refresh_cell_params(state: TwinState, cells: I32) -> None:
         )
     state.cell_floor[cells] = np.clip(floor, 0.0, 1.0)
     state.cell_deadline_ns[cells] = np.where(has_job, state.job_deadline_ns[jj], 0)
+    state.cell_step_end_ns[cells] = np.where(has_job, state.job_last_end_ns[jj], 0)
+    state.cell_step_s[cells] = np.where(has_job, state.job_last_dur_s[jj], 0.0)
     state.cell_ckpt_start_ns[cells] = np.where(has_job, state.job_ckpt_start_ns[jj], 0)
     state.cell_ckpt_end_ns[cells] = np.where(has_job, state.job_ckpt_end_ns[jj], 0)
 

@@ -27,6 +27,21 @@ training framework's step events -- and the state the events built:
    rest of the non-communication time is straggler wait. Compute never drops below the MFU the
    GPU demonstrably delivered, so kernel inefficiency (compute - MFU) stays >= 0 per step.
 
+   *Phase refinement* (what the fold uses): steps of large jobs last longer than a telemetry
+   interval, so a sample sits in the compute phase or in the exposed all-reduce, not in an
+   average of both. Taking the latest step as the shape of the steps around it (compute, then
+   ``exposed_comm_s`` of communication, period ``duration_s``, aligned on its end), ``c`` becomes
+   the share of this interval inside communication phases (:func:`comm_share`) and the floor
+   ``f x (1 - c_interval) / (1 - c)``. Over whole steps both average to the rule above; per
+   sample they follow the step's timeline.
+
+   *Idle inside a step*: DCGM_FI_DEV_GPU_UTIL is the share of the interval with any kernel
+   resident -- compute, NCCL collectives and barrier spins all count. The rest of a stepping
+   job's interval had no kernel at all (a checkpoint or data stall the framework has not
+   reported yet) and is allocated idle; compute, comm stall and straggler wait share the busy
+   part (``busy = max(gpu_util, sm_active)``, which replaces the 1 above). Errors against the
+   simulator's truth are in bench/RESULTS.md.
+
 The fractions are turned into integer nanoseconds of the interval (compute and comm rounded,
 straggler the remainder), so they sum to the interval exactly; board energy (power x interval,
 integer microjoules) is split the same way. Integers make the per-cell accumulators exact under
@@ -43,7 +58,14 @@ import numpy.typing as npt
 
 from twin.state import Mode
 
-__all__ = ["FATAL_XIDS", "SampleSplit", "effective_mode", "fatal_xid", "split_samples"]
+__all__ = [
+    "FATAL_XIDS",
+    "SampleSplit",
+    "comm_share",
+    "effective_mode",
+    "fatal_xid",
+    "split_samples",
+]
 
 I8 = npt.NDArray[np.int8]
 I32 = npt.NDArray[np.int32]
@@ -86,8 +108,30 @@ class SampleSplit:
     energy_uj: F64  # power x interval, whole microjoules
     compute_ns: F64
     comm_ns: F64
+    idle_ns: F64  # allocated idle inside a stepping job's interval (no kernel resident)
     compute_uj: F64
     comm_uj: F64
+    idle_uj: F64
+
+
+def comm_share(since_end_s: F64, interval_s: F64, step_s: F64, exposed_s: F64) -> F64:
+    """Share of each sample interval that falls in its job's exposed-communication phases.
+
+    The job's latest step (duration ``step_s``, exposed communication ``exposed_s``, ended at
+    ``E``) is taken as the shape of every step around it: each period ``[E + k d, E + (k+1) d)``
+    computes first and communicates in its last ``exposed_s`` seconds. ``since_end_s`` is the
+    sample interval's start minus ``E`` (either sign). Averaged over whole steps this is exactly
+    ``exposed_s / step_s``.
+    """
+    d = np.where(step_s > 0, step_s, 1.0)
+    e = np.where(step_s > 0, np.minimum(exposed_s, d), 0.0)
+    a = np.mod(since_end_s, d)  # phase of the interval's start, in [0, d)
+    b = a + interval_s
+    before = np.maximum(a - (d - e), 0.0)  # comm seconds in [0, a) of a's period
+    periods = np.floor(b / d)
+    upto_b = periods * e + np.maximum(b - periods * d - (d - e), 0.0)
+    share: F64 = np.clip((upto_b - before) / interval_s, 0.0, 1.0)
+    return share
 
 
 def split_samples(
@@ -98,20 +142,41 @@ def split_samples(
     mfu_floor: F32,
     interval_ns: F64,
     power_w: F32,
+    comm_phase: F64 | None = None,
+    gpu_util_pct: F32 | None = None,
 ) -> SampleSplit:
     """Rule 4 above for STEP samples (zero compute and comm for every other mode).
 
-    All outputs are float64 holding whole numbers, ready for exact ``bincount`` sums.
+    ``comm_phase`` (optional, from :func:`comm_share`) replaces the step-average communication
+    share ``comm_frac`` with the share of this very interval; the MFU floor then scales to the
+    interval's computing part (``f x (1 - comm_phase) / (1 - c)``), so both still average to the
+    step's values. ``gpu_util_pct`` (optional) bounds the busy share: time with no kernel
+    resident at all is allocated idle. All outputs are float64 holding whole numbers, ready for
+    exact ``bincount``.
     """
     step = mode == Mode.STEP
-    busy = np.float32(1.0) - comm_frac
-    compute = np.maximum(np.minimum(np.clip(sm_active, 0.0, 1.0), busy), mfu_floor)
-    comm = np.minimum(comm_frac, np.float32(1.0) - compute)
-    compute = np.where(step, compute, np.float32(0.0))
-    comm = np.where(step, comm, np.float32(0.0))
+    if comm_phase is None:
+        c = comm_frac.astype(np.float64)
+        floor = mfu_floor.astype(np.float64)
+    else:
+        c = comm_phase
+        busy_avg = 1.0 - comm_frac.astype(np.float64)
+        floor = np.where(busy_avg > 0, mfu_floor * (1.0 - c) / np.maximum(busy_avg, 1e-9), 0.0)
+    sm = np.clip(sm_active, 0.0, 1.0)
+    if gpu_util_pct is None:
+        busy = np.ones_like(c)
+    else:  # SMs active imply a kernel resident: busy >= sm_active
+        busy = np.maximum(np.clip(gpu_util_pct * np.float32(0.01), 0.0, 1.0), sm)
+    compute = np.minimum(np.maximum(np.minimum(sm, busy - c), floor), busy)
+    comm = np.minimum(c, busy - compute)
+    idle = np.where(step, 1.0 - busy, 0.0)
+    compute = np.where(step, compute, 0.0)
+    comm = np.where(step, comm, 0.0)
     energy = np.rint(power_w * interval_ns * 1e-3)
     compute_ns = np.rint(compute * interval_ns)
     comm_ns = np.minimum(np.rint(comm * interval_ns), interval_ns - compute_ns)
+    idle_ns = np.minimum(np.rint(idle * interval_ns), interval_ns - compute_ns - comm_ns)
     compute_uj = np.rint(compute * energy)
     comm_uj = np.minimum(np.rint(comm * energy), energy - compute_uj)
-    return SampleSplit(energy, compute_ns, comm_ns, compute_uj, comm_uj)
+    idle_uj = np.minimum(np.rint(idle * energy), energy - compute_uj - comm_uj)
+    return SampleSplit(energy, compute_ns, comm_ns, idle_ns, compute_uj, comm_uj, idle_uj)

@@ -3,7 +3,10 @@
 - **Duplicates** (event-sourcing rule 2): an event or telemetry message whose ``seq`` is not
   above its source's high-water mark changes nothing except the ``duplicates`` counter
   (:mod:`twin.telemetry` documents the vectorized check).
-- **Late events**: an event whose ``ts_ns`` is before the open tick's start is folded into the
+- **Tick time**: an event belongs to the tick containing its ``ts_ns``, except readings that
+  stand for an interval ending at ``ts_ns`` (telemetry, meters), which belong to the tick their
+  interval *starts* in (:func:`tick_time`): the sample at 10.000 s covers [9, 10) s.
+- **Late events**: an event whose tick time is before the open tick's start is folded into the
   open tick like any other and counted in ``late``; closed ticks are never reopened. Events at or
   after the open tick's end are folded too: closing ticks at the right places is the caller's
   job (the streams shell, or :func:`twin.ticks.fold_events`).
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from twin import jobs, leases, power, topology
 from twin.batches import (
@@ -50,7 +54,7 @@ from twin.cells import refresh_dirty_jobs
 from twin.state import TwinState
 from twin.telemetry import accept_messages, fold_telemetry, source_codes
 
-__all__ = ["accept_event", "apply", "fold_event", "open_tick"]
+__all__ = ["accept_event", "apply", "fold_event", "open_tick", "telemetry_tick_times", "tick_time"]
 
 
 def _rack_installed(state: TwinState, ev: RackInstalled) -> None:
@@ -82,6 +86,22 @@ _HANDLERS: Final[dict[type, Callable[[TwinState, Any], None]]] = {
 }
 
 
+def tick_time(ev: Event) -> int:
+    """The event time that decides an event's tick: ``ts_ns``, except for readings that stand
+    for an interval ending at ``ts_ns`` (power and cooling meters), which belong to the tick
+    their interval starts in. Telemetry messages follow the same rule
+    (:func:`telemetry_tick_times`)."""
+    interval = getattr(ev, "interval_ns", 0)
+    return ev.ts_ns - int(interval) if interval > 0 else ev.ts_ns
+
+
+def telemetry_tick_times(batch: TelemetryBatch) -> npt.NDArray[np.int64]:
+    """Per message, the start of the interval it stands for (``ts_ns - interval_ns``): the
+    sample taken at the end of a tick's last second belongs to that tick."""
+    out: npt.NDArray[np.int64] = batch.ts_ns - batch.interval_ns
+    return out
+
+
 def open_tick(state: TwinState, ts_ns: int) -> None:
     """Open the tick containing ``ts_ns`` (aligned to a multiple of ``tick_ns``)."""
     start = (ts_ns // state.tick_ns) * state.tick_ns
@@ -101,10 +121,11 @@ def accept_event(state: TwinState, ev: Event) -> bool:
 
 def fold_event(state: TwinState, ev: Event) -> None:
     """Fold one accepted event into the open tick (opening the first tick if needed)."""
+    at = tick_time(ev)
     if state.tick_start_ns < 0:
-        open_tick(state, ev.ts_ns)
+        open_tick(state, at)
     state.count("events")
-    if ev.ts_ns < state.tick_start_ns:
+    if at < state.tick_start_ns:
         state.count("late")
     handler = _HANDLERS.get(type(ev))
     if handler is None:
@@ -121,7 +142,7 @@ def apply(state: TwinState, batch: Batch) -> TwinState:
         if not accept.any():
             return state
         if state.tick_start_ns < 0:
-            open_tick(state, int(batch.ts_ns[int(np.argmax(accept))]))
+            open_tick(state, int(telemetry_tick_times(batch)[int(np.argmax(accept))]))
         fold_telemetry(state, batch, accept, 0, batch.n_messages)
         return state
     for ev in batch:

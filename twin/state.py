@@ -188,6 +188,8 @@ FAMILIES: Final[dict[str, dict[str, float]]] = {
         "cell_comm": 0.0,
         "cell_floor": 0.0,
         "cell_deadline_ns": 0,
+        "cell_step_end_ns": 0,
+        "cell_step_s": 0.0,
         "cell_ckpt_start_ns": 0,
         "cell_ckpt_end_ns": 0,
         "cell_acc": 0,
@@ -292,6 +294,8 @@ _DTYPES: Final[dict[str, type[np.generic]]] = {
     "cell_comm": np.float32,
     "cell_floor": np.float32,
     "cell_deadline_ns": np.int64,
+    "cell_step_end_ns": np.int64,
+    "cell_step_s": np.float64,
     "cell_ckpt_start_ns": np.int64,
     "cell_ckpt_end_ns": np.int64,
     "cell_acc": np.float64,
@@ -422,6 +426,8 @@ class TwinState:
     cell_comm: F32
     cell_floor: F32
     cell_deadline_ns: I64
+    cell_step_end_ns: I64
+    cell_step_s: F64
     cell_ckpt_start_ns: I64
     cell_ckpt_end_ns: I64
     cell_acc: F64

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.batches import TelemetryBatch
-from twin.estimator import effective_mode, split_samples
+from twin.estimator import comm_share, effective_mode, split_samples
 from twin.state import ACC_E, ACC_T, Cat, Mode, TwinState
 
 __all__ = ["accept_messages", "accept_seq", "fold_telemetry", "source_codes"]
@@ -129,7 +129,7 @@ def fold_telemetry(state: TwinState, batch: TelemetryBatch, accept: B, lo: int, 
         return part if keep is None else part[keep]
 
     state.count("messages", n_acc)
-    state.count("late", int(np.count_nonzero(ts < state.tick_start_ns)))
+    state.count("late", int(np.count_nonzero(ts - interval < state.tick_start_ns)))
     gpu = col(batch.gpu_index).astype(np.intp, copy=False)
     if gpu.size == 0:
         return
@@ -137,6 +137,7 @@ def fold_telemetry(state: TwinState, batch: TelemetryBatch, accept: B, lo: int, 
     interval_s = np.repeat(interval, counts).astype(np.float64)
     power = np.asarray(col(batch.power_w), np.float32)
     sm = np.asarray(col(batch.sm_active), np.float32)
+    util = np.asarray(col(batch.gpu_util_pct), np.float32)
     xid = np.asarray(col(batch.xid), np.int32)
     temp = np.asarray(col(batch.temp_c), np.float32)
     # unknown GPUs: outside the index, or not installed (no cell)
@@ -151,6 +152,7 @@ def fold_telemetry(state: TwinState, batch: TelemetryBatch, accept: B, lo: int, 
         state.count("unknown", int(known.shape[0] - np.count_nonzero(known)))
         gpu, cell, ts_s, interval_s = gpu[known], cell[known], ts_s[known], interval_s[known]
         power, sm, xid, temp = power[known], sm[known], xid[known], temp[known]
+        util = util[known]
         if gpu.size == 0:
             return
     state.count("samples", int(gpu.size))
@@ -165,6 +167,7 @@ def fold_telemetry(state: TwinState, batch: TelemetryBatch, accept: B, lo: int, 
             interval=interval_s[a:b],
             power=power[a:b],
             sm=sm[a:b],
+            util=util[a:b],
             xid=xid[a:b],
         )
     state.gpu_last_power_w[gpu] = power
@@ -180,38 +183,51 @@ def _fold_samples(
     interval: npt.NDArray[np.float64],
     power: npt.NDArray[np.float32],
     sm: npt.NDArray[np.float32],
+    util: npt.NDArray[np.float32],
     xid: npt.NDArray[np.int32],
 ) -> None:
     mode = effective_mode(
         state.cell_mode[cell],
-        ts_ns=ts,
+        ts_ns=ts - (interval * 0.5).astype(np.int64),  # the interval's middle
         deadline_ns=state.cell_deadline_ns[cell],
         ckpt_start_ns=state.cell_ckpt_start_ns[cell],
         ckpt_end_ns=state.cell_ckpt_end_ns[cell],
         xid=xid,
     )
+    comm_frac = state.cell_comm[cell]
+    step_s = state.cell_step_s[cell]
+    interval_s = interval * 1e-9
+    since_end = (ts - state.cell_step_end_ns[cell]) * 1e-9 - interval_s
     split = split_samples(
         mode,
         sm_active=sm,
-        comm_frac=state.cell_comm[cell],
+        comm_frac=comm_frac,
         mfu_floor=state.cell_floor[cell],
         interval_ns=interval,
         power_w=power,
+        comm_phase=comm_share(since_end, interval_s, step_s, comm_frac * step_s),
+        gpu_util_pct=util,
     )
     n_cells = state.n["cell"]
     # what is not compute or comm stall lands in the mode's own category (straggler for STEP)
     slot = cell.astype(np.intp) * Cat.N + _REST[mode]
     size = n_cells * Cat.N
-    rest_t = np.bincount(slot, interval - split.compute_ns - split.comm_ns, minlength=size)
-    rest_e = np.bincount(slot, split.energy_uj - split.compute_uj - split.comm_uj, minlength=size)
+    rest_t = np.bincount(
+        slot, interval - split.compute_ns - split.comm_ns - split.idle_ns, minlength=size
+    )
+    rest_e = np.bincount(
+        slot, split.energy_uj - split.compute_uj - split.comm_uj - split.idle_uj, minlength=size
+    )
     acc = state.cell_acc
     acc[ACC_T : ACC_T + Cat.N, :n_cells] += rest_t.reshape(n_cells, Cat.N).T
     acc[ACC_E : ACC_E + Cat.N, :n_cells] += rest_e.reshape(n_cells, Cat.N).T
     for row, weights in (
         (ACC_T + Cat.COMPUTE, split.compute_ns),
         (ACC_T + Cat.COMM, split.comm_ns),
+        (ACC_T + Cat.ALLOC_IDLE, split.idle_ns),
         (ACC_E + Cat.COMPUTE, split.compute_uj),
         (ACC_E + Cat.COMM, split.comm_uj),
+        (ACC_E + Cat.ALLOC_IDLE, split.idle_uj),
     ):
         acc[row, :n_cells] += np.bincount(cell, weights, minlength=n_cells)
     # the GPU's latest compute share while stepping (straggler attribution reads it)

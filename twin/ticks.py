@@ -1,7 +1,9 @@
 """Ticks on event time: closing a tick runs the kernels and resets the open-tick accumulators.
 
 :func:`fold_events` is the pure driver offline replay and the tests use: it folds batches in log
-order and closes the open tick whenever an accepted event's ``ts_ns`` reaches the tick's end
+order and closes the open tick whenever an accepted event's tick time
+(:func:`twin.reducers.tick_time`: ``ts_ns``, or the start of the interval a reading stands for)
+reaches the tick's end
 (splitting telemetry batches at that message), so it gives the same ticks and the same state
 however the log is cut into batches. When the next event lies beyond the following tick, the
 empty ticks in between are skipped (a gap in event time produces no ticks).
@@ -17,7 +19,7 @@ from twin.batches import Batch, TelemetryBatch
 from twin.cells import compact_cells, refresh_dirty_jobs
 from twin.kernels import compute_tick
 from twin.leases import expire_leases
-from twin.reducers import accept_event, fold_event, open_tick
+from twin.reducers import accept_event, fold_event, open_tick, telemetry_tick_times, tick_time
 from twin.results import TickResult
 from twin.state import TwinState
 from twin.telemetry import accept_messages, fold_telemetry
@@ -90,8 +92,9 @@ def fold_events(state: TwinState, batches: Iterable[Batch]) -> list[TickResult]:
         for ev in batch:
             if not accept_event(state, ev):
                 continue
-            if state.tick_start_ns >= 0 and ev.ts_ns >= state.tick_end_ns:
-                _advance(state, ev.ts_ns, results)
+            at = tick_time(ev)
+            if state.tick_start_ns >= 0 and at >= state.tick_end_ns:
+                _advance(state, at, results)
             fold_event(state, ev)
     return results
 
@@ -100,7 +103,7 @@ def _fold_telemetry_batch(
     state: TwinState, batch: TelemetryBatch, results: list[TickResult]
 ) -> None:
     accept = accept_messages(state, batch)
-    ts = batch.ts_ns
+    ts = telemetry_tick_times(batch)
     lo, m = 0, batch.n_messages
     while lo < m:
         if state.tick_start_ns < 0:

@@ -98,14 +98,14 @@ def test_fold_events_splits_telemetry_batches_at_tick_ends_and_skips_gaps() -> N
     batch = ts.telemetry(
         [
             _msg("r0", 1, T0 + 5 * S, [0]),
-            _msg("r0", 2, T0 + 10 * S, [0]),  # closes [T0, T0+10)
-            _msg("r0", 3, T0 + 15 * S, [0]),
+            _msg("r0", 2, T0 + 10 * S, [0]),  # stands for [T0+9 s, T0+10 s): still tick 1
+            _msg("r0", 3, T0 + 15 * S, [0]),  # closes [T0, T0+10)
             _msg("r0", 4, T0 + 65 * S, [0]),  # closes [T0+10, T0+20) and jumps to [T0+60, T0+70)
         ]
     )
     results = fold_events(state, [batch])
     assert [(r.start_ns - T0) // S for r in results] == [0, 10]
-    assert [r.counts["samples"] for r in results] == [1, 2]
+    assert [r.counts["samples"] for r in results] == [2, 1]
     assert state.tick_start_ns == T0 + 60 * S
 
 
@@ -166,8 +166,9 @@ def test_checkpoint_window_is_allocated_idle() -> None:
         _msg("r0", 2, T0 + 3 * S, [0, 1]),
         _msg("r0", 3, T0 + 5 * S, [0, 1]),
     ]
-    tick = _tick_with(events, samples)  # the sample at T0+2 s is inside [T0+2, T0+4)
-    assert tick.kpi("job", "j", "allocated_idle") == pytest.approx(2 / 3)
+    # the checkpoint ran [T0+2 s, T0+4 s): only the sample standing for [T0+2 s, T0+3 s) is in it
+    tick = _tick_with(events, samples)
+    assert tick.kpi("job", "j", "allocated_idle") == pytest.approx(1 / 3)
 
 
 def test_failed_job_marks_gpus_down_and_restarts_stepping() -> None:

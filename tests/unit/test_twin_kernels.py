@@ -3,8 +3,9 @@
 Rack r0: four H100 (GPUs 0-3) in hall h0; rack r1: two GB200 (GPUs 4, 5) in hall h1; one campus.
 Job j on GPUs 0 and 1 (equal work, 6N FLOPs per token, N = 1e9); lease L1 (tenant acme) holds
 GPUs 0-3. GPU 4 has failed. Two telemetry samples of 1 s each; GPU 5's second sample carries
-XID 79 (fallen off the bus). Two steps of the job credit 2F model FLOPs, F = 197,880 tokens x
-6e9 FLOPs = 1.18728e15, so each step's per-GPU MFU is F/2 / (989.4e12 x 2 s) = 0.30.
+XID 79 (fallen off the bus). Two steps of the job (2 s, no exposed communication) credit 2F
+model FLOPs, F = 197,880 tokens x 6e9 FLOPs = 1.18728e15, so each step's per-GPU MFU is
+F/2 / (989.4e12 x 2 s) = 0.30. The estimator itself is tested in test_twin_estimator.py.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _facility_events() -> list[object]:
         ts.job("j", [0, 1]),
         ts.lease("L1", "acme", [0, 1, 2, 3], USD_PER_MONTH),
         ts.status("failed", [4]),
-        ts.step("j", T0 + 1 * S, n=1, tokens=197_880),
+        ts.step("j", T0 + 1 * S, n=1, tokens=197_880, exposed_s=0.0),
     ]
 
 
@@ -49,7 +50,7 @@ def _run(price_event: bool = False) -> tuple[TickResult, TwinState]:
     log.append(ts.telemetry(_samples(T0 + 3 * S, 2, 79)))
     log.append(
         [
-            ts.step("j", T0 + int(3.5 * S), n=2, tokens=197_880),
+            ts.step("j", T0 + int(3.5 * S), n=2, tokens=197_880, exposed_s=0.0),
             ts.rack_power(T0 + 3 * S, ["r0"], [1600.0], interval_s=2.0),
             ts.meter(T0 + 3 * S, it_w=1800.0, total_w=2000.0, interval_s=2.0),
         ]
@@ -73,21 +74,21 @@ def test_tick_bounds(tick: TickResult) -> None:
 
 def test_time_fractions_gpu_weighted(tick: TickResult) -> None:
     f = tick.scope("facility").row("facility")
-    # GPU 0: compute .75 comm .25; GPU 1: compute .5 comm .25 straggler .25;
+    # GPU 0: compute .9 straggler .1; GPU 1: compute .5 straggler .5;
     # GPUs 2, 3: unallocated; GPU 4: down; GPU 5: half unallocated, half down (XID 79)
     assert f["gpus"] == pytest.approx(6.0)
-    assert f["compute"] == pytest.approx(1.25 / 6)
-    assert f["straggler_wait"] == pytest.approx(0.25 / 6)
-    assert f["comm_stall"] == pytest.approx(0.5 / 6)
+    assert f["compute"] == pytest.approx(1.4 / 6)
+    assert f["straggler_wait"] == pytest.approx(0.6 / 6)
+    assert f["comm_stall"] == pytest.approx(0.0)
     assert f["allocated_idle"] == pytest.approx(0.0)
     assert f["unallocated"] == pytest.approx(2.5 / 6)
     assert f["down"] == pytest.approx(1.5 / 6)
     job = tick.scope("job").row("j")
     assert (job["gpus"], job["compute"], job["comm_stall"], job["straggler_wait"]) == (
         pytest.approx(2.0),
-        pytest.approx(0.625),
-        pytest.approx(0.25),
-        pytest.approx(0.125),
+        pytest.approx(0.7),
+        pytest.approx(0.0),
+        pytest.approx(0.3),
     )
 
 
@@ -116,9 +117,11 @@ def test_ledger_by_hand(tick: TickResult) -> None:
     mfu_job = 2 * F / (2 * H100 * 10)  # 0.12
     useful = 2400.0 * mfu_job
     assert ledger.useful_j == pytest.approx(useful)
-    assert ledger.kernel_inefficiency_j == pytest.approx(900 + 400 + 250 - useful)
-    assert ledger.straggler_wait_j == pytest.approx(200 + 50)
-    assert ledger.comm_stall_j == pytest.approx(300 + 200 + 100)
+    # board: GPU 0 1200 J (1080 compute, 120 straggler), GPU 1 800 J (400, 400); the job's
+    # share of r0's non-GPU energy (400 J) splits like its time: 280 compute, 120 straggler
+    assert ledger.kernel_inefficiency_j == pytest.approx(1080 + 400 + 280 - useful)
+    assert ledger.straggler_wait_j == pytest.approx(120 + 400 + 120)
+    assert ledger.comm_stall_j == pytest.approx(0.0)
     assert ledger.allocated_idle_j == pytest.approx(0.0)
     assert ledger.unallocated_j == pytest.approx(200 + 200 + 400 + 120)
     assert ledger.down_j == pytest.approx(100 + 120)
@@ -159,14 +162,15 @@ def test_lease_revenue_and_dollars_per_pflop_hour(tick: TickResult) -> None:
 
 
 def test_straggler_attribution(tick: TickResult) -> None:
-    # step 2 (2 s): GPU 0 computed 75% of the step, GPU 1 50%: GPU 1 waited 0.25 x 2 s for GPU 0
+    # step 2 (2 s): GPU 0 computed 90% of the step, GPU 1 50%: GPU 1 waited 0.4 x 2 s for GPU 0
     s = tick.stragglers
     assert s.gpu_index.tolist() == [0]
-    assert s.gpu_cost_gpu_s.tolist() == pytest.approx([0.5])
+    assert s.gpu_cost_gpu_s.tolist() == pytest.approx([0.8])
     assert s.rack_ids == ("r0",)
-    assert s.rack_cost_gpu_s.tolist() == pytest.approx([0.5])
+    assert s.rack_cost_gpu_s.tolist() == pytest.approx([0.8])
     assert s.generation_ids == ("H100",)
-    assert tick.kpi("job", "j", "straggler_cost_gpu_s") == pytest.approx(0.5)
+    assert s.generation_cost_gpu_s.tolist() == pytest.approx([0.8])
+    assert tick.kpi("job", "j", "straggler_cost_gpu_s") == pytest.approx(0.8)
 
 
 def test_counts(tick: TickResult) -> None:

@@ -299,9 +299,19 @@ def test_vectorized_dedup_equals_one_by_one(pairs: list[tuple[int, int]], marks:
     floor=st.floats(0, 1, width=32),
     interval=st.integers(1, 60 * S),
     power=st.floats(0, 1800, width=32),
+    util=st.one_of(st.none(), st.floats(0, 100, width=32)),
+    phase=st.one_of(st.none(), st.floats(0, 1)),
 )
 def test_six_fractions_of_every_sample_sum_to_one(
-    *, mode: int, sm: float, comm: float, floor: float, interval: int, power: float
+    *,
+    mode: int,
+    sm: float,
+    comm: float,
+    floor: float,
+    interval: int,
+    power: float,
+    util: float | None,
+    phase: float | None,
 ) -> None:
     f32 = np.float32
     out = split_samples(
@@ -311,20 +321,19 @@ def test_six_fractions_of_every_sample_sum_to_one(
         mfu_floor=np.array([floor], f32),
         interval_ns=np.array([float(interval)]),
         power_w=np.array([power], f32),
+        comm_phase=None if phase is None else np.array([phase]),
+        gpu_util_pct=None if util is None else np.array([util], f32),
     )
-    tc, tm = float(out.compute_ns[0]), float(out.comm_ns[0])
-    rest = interval - tc - tm  # straggler (STEP) or the mode's own category
-    assert tc >= 0
-    assert tm >= 0
-    assert rest >= 0
-    assert tc + tm + rest == interval
-    assert out.compute_uj[0] >= 0
-    assert out.comm_uj[0] >= 0
-    assert out.compute_uj[0] + out.comm_uj[0] <= out.energy_uj[0]
-    if mode == Mode.STEP:
+    tc, tm, ti = float(out.compute_ns[0]), float(out.comm_ns[0]), float(out.idle_ns[0])
+    rest = interval - tc - tm - ti  # straggler (STEP) or the mode's own category
+    assert min(tc, tm, ti, rest) >= 0
+    assert tc + tm + ti + rest == interval  # the six fractions of the sample sum to 1
+    assert min(out.compute_uj[0], out.comm_uj[0], out.idle_uj[0]) >= 0
+    assert out.compute_uj[0] + out.comm_uj[0] + out.idle_uj[0] <= out.energy_uj[0]
+    if mode == Mode.STEP and util is None and phase is None:
         assert tc >= min(floor, 1.0) * interval - 1  # compute never below the GPU's MFU
-    else:
-        assert tc == tm == 0
+    if mode != Mode.STEP:
+        assert tc == tm == ti == 0
 
 
 def test_batches_helper_keeps_telemetry_runs_together() -> None:

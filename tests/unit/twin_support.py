@@ -194,7 +194,7 @@ def telemetry(
         temp_c=np.full(n, 50.0, np.float32),
         memory_temp_c=np.full(n, 60.0, np.float32),
         sm_clock_mhz=np.full(n, 1980.0, np.float32),
-        gpu_util_pct=sm * 100,
+        gpu_util_pct=np.full(n, 100.0, np.float32),  # a kernel resident all the time
         sm_active=sm,
         tensor_active=sm,
         dram_active=sm,
