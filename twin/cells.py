@@ -233,7 +233,10 @@ def compact_cells(state: TwinState) -> None:
     """Drop empty cells and renumber the rest by tenant, job, then topology (campus, hall, GPU
     model, rack), so the kernels' tenant and job sums are runs that need no gathers (called
     when a tick closes, after the accumulators were reset). Credited-FLOP carry of a dropped
-    cell is counted in ``flops_dropped``."""
+    cell is counted in ``flops_dropped``. A no-op when no cell changed since the last call."""
+    if state.cells_compacted == state.cells_version:
+        return
+    state.cells_compacted = state.cells_version + 1  # the renumbering below bumps the version
     size = state.n["cell"]
     live = state.cell_n[:size] > 0
     order = np.flatnonzero(live)
@@ -255,6 +258,7 @@ def compact_cells(state: TwinState) -> None:
         )
     ]
     if order.size == size and np.array_equal(order, np.arange(size)):
+        state.cells_compacted = state.cells_version
         return
     state.flops_dropped += float(state.cell_carry[:size][~live].sum())
     remap = np.full(size, -1, np.int32)

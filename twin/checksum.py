@@ -48,6 +48,8 @@ def state_checksum(state: TwinState) -> str:
         state.chiller_j,
         state.wet_bulb_c,
         state.flops_dropped,
+        state.cells_version,
+        state.cells_compacted,
     )
     h.update(repr(scalars).encode())
     h.update(repr(sorted(state.n.items())).encode())

@@ -353,6 +353,7 @@ class TwinState:
     tick_counts: I64
     total_counts: I64
     cells_version: int  # bumped whenever cells are created, re-keyed or renumbered
+    cells_compacted: int  # cells_version after the last compaction
     strag_top: I32
     strag_top_racks: I32
     strag_any: bool
@@ -476,6 +477,7 @@ class TwinState:
         self.tick_counts = np.zeros(len(COUNTERS), np.int64)
         self.total_counts = np.zeros(len(COUNTERS), np.int64)
         self.cells_version = 0
+        self.cells_compacted = -1
         # live lengths and capacities per family
         self.n: dict[str, int] = dict.fromkeys(FAMILIES, 0)
         self.cap: dict[str, int] = dict(_INITIAL_CAP)
