@@ -17,11 +17,18 @@ Per cell c (GPUs sharing rack, job, work-share class, lease and status) over a t
 - The ledger columns (useful, kernel inefficiency, straggler wait, comm stall, allocated idle,
   unallocated, down) sum to ``E_c``; the facility adds overhead = meter total - meter IT.
 
-Scopes: cells -> racks -> halls -> campuses -> facility, racks -> generations (racks are
-homogeneous), cells -> jobs and cells -> tenants (lease owner; "unleased" otherwise), each one
-gather plus ``np.add.reduceat`` over a (quantities x groups) matrix, with the sort orders cached
-until the cells change. Ratios (fractions, MFU, $/PFLOP-h) are derived once, for all scopes
-together, from the summed quantities.
+Against DESIGN.md's per-GPU wording: fractions and MFU are exactly the GPU-weighted per-GPU
+definitions when a cell's GPUs report the same samples (a rack exporter reports them together);
+``E_i * fraction_i`` is evaluated per telemetry sample -- the finest resolution telemetry has --
+which equals the tick-level product when a GPU's power is steady over the tick; ``useful`` is
+exact. Every identity of the ledger holds either way.
+
+Scopes: one additive (quantities x cells) matrix, summed without per-GPU work. Cells are kept
+sorted by (tenant, job, topology), so (tenant, job) pairs are runs (one ``np.add.reduceat``),
+and jobs and tenants are tiny sums of pairs; racks are one gather of each rack's first cell plus
+a gather-add per extra cell, taken in topology order so (hall, generation) groups, halls and
+campuses are runs again. Orders are cached until the cells change. Ratios (fractions, MFU,
+$/PFLOP-h) are derived once, for all scopes together, from the summed quantities.
 """
 
 from __future__ import annotations
@@ -149,6 +156,7 @@ class _Plan:
     job: _Groups  # those pairs -> jobs
     tenant: _Groups  # pairs -> tenants
     cell_lease1: IP  # lease of each cell + 1 (0: none)
+    lease_gpus: F64  # GPUs each lease holds (cells' members)
     names: tuple[tuple[str, ...], ...]  # ids of every scope, in SCOPES order
 
 
@@ -198,8 +206,21 @@ def _plan(state: TwinState) -> _Plan:
         tuple(state.tenant_ids),
     )
     lease1 = (lease + 1).astype(np.intp)
+    lease_gpus = np.bincount(lease1, state.cell_n[:n], minlength=state.n["lease"] + 1)[1:]
     plan = _Plan(
-        rack, racks, hall_gen, hall, gen, campus, pair, job_pairs, job, tenant, lease1, names
+        rack,
+        racks,
+        hall_gen,
+        hall,
+        gen,
+        campus,
+        pair,
+        job_pairs,
+        job,
+        tenant,
+        lease1,
+        lease_gpus.astype(np.float64),
+        names,
     )
     state.cache["plan"] = (key, plan)
     return plan
@@ -282,7 +303,12 @@ def _revenue(
     np.maximum(rev, 0.0, out=rev)
     rev *= state.lease_usd_per_month[:n_lease]
     rev *= 1e-9 / (_HOURS_PER_MONTH * 3600.0)
-    lease_ns = np.bincount(plan.cell_lease1, gpu_ns, minlength=n_lease + 1)[1:]
+    lease_ns: F64
+    if state.cell_corr_ns[: gpu_ns.shape[0]].any():  # GPUs moved during the tick
+        counted = np.bincount(plan.cell_lease1, gpu_ns, minlength=n_lease + 1)[1:]
+        lease_ns = counted.astype(np.float64, copy=False)
+    else:
+        lease_ns = plan.lease_gpus[:n_lease] * float(end_ns - start_ns)
     held = lease_ns > 0
     per = np.zeros(n_lease + 1)  # per[0]: no lease
     np.divide(rev, lease_ns, out=per[1:], where=held)
