@@ -102,9 +102,21 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
     worker.publish = publish
     lock = asyncio.Lock()
 
+    def note_highwaters() -> None:
+        """What the broker holds beyond what we read, per low-volume partition (see
+        Pipeline.set_backlog): the watermark waits until we have read it."""
+        ends = {}
+        for tp in app.consumer.assignment():
+            if tp.topic != CLOCK_TOPIC:
+                hw = app.consumer.highwater(tp)
+                if hw is not None:
+                    ends[(tp.topic, tp.partition)] = int(hw)
+        worker.pipeline.set_backlog(ends)
+
     async def consume(stream: Any) -> None:
         async for events in stream.take_events(cfg.take_max, within=cfg.take_within_s):
             async with lock:  # one batch at a time through the fold
+                note_highwaters()
                 await worker.on_records(_records(events))
 
     app.agent(gpu_topic, name="telemetry")(consume)
@@ -112,11 +124,29 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _seek(sender: Any, assigned: set[TP], **_: Any) -> None:
-        for tp in assigned:
-            offset = worker.resume.get((tp.topic, tp.partition))
-            if offset is not None:
-                await app.consumer.seek(tp, offset)
-                log.info("seeking %s[%d] to snapshot offset %d", tp.topic, tp.partition, offset)
+        """Position the assigned partitions where the snapshot (or ``--fresh``) says.
+
+        Faust seeks every partition to the group's committed offset after this signal, so the
+        positions are *committed* for the group (by this member, which the broker accepts)
+        and then Faust's own seek lands on them. Done once, for the first assignment; records
+        Faust fetched before are skipped by the pipeline (see Pipeline.known_offsets)."""
+        worker.pipeline.expect(tp.partition for tp in assigned if tp.topic == CLOCK_TOPIC)
+        positions = {
+            tp: worker.resume[(tp.topic, tp.partition)]
+            for tp in assigned
+            if (tp.topic, tp.partition) in worker.resume
+        }
+        if not positions:
+            return
+        # Faust has no public API to commit chosen offsets; its consumer has this one
+        consumer: Any = app.consumer
+        committed = await consumer._commit(positions)
+        for tp, offset in positions.items():
+            await app.consumer.seek(tp, offset)
+            log.info("positioned %s[%d] at offset %d", tp.topic, tp.partition, offset)
+        if not committed:
+            log.warning("could not commit the snapshot offsets; relying on the seek alone")
+        worker.resume = {}
 
     if cfg.idle_exit_s is not None:
         idle = cfg.idle_exit_s

@@ -12,18 +12,25 @@ Ordering rule (what makes the fold deterministic whatever the interleaving of pa
   events sorted by (event time, topic, source, seq), then the telemetry messages in arrival
   order (a rack's messages always share a partition, so each GPU's samples keep log order), and
   the tick is closed. Records of later ticks stay buffered.
+- Partitions a restarted worker knows from its snapshot (or that Kafka assigned) are waited for
+  from the start; one that delivers nothing holds ticks back by at most ``silent_grace_ns``.
+- A low-volume partition that had a backlog when reading started holds the watermark at its own
+  latest event time until it has been read to that end (``set_backlog``), so replaying a log
+  gives the same ticks however the partitions are interleaved.
 - A record whose tick was already closed is *late*: it is folded into the open tick and counted
   (``late`` in the tick's counters). Ticks with no record in them are skipped, as
   :func:`twin.ticks.fold_events` does.
 
 Offsets: :meth:`Pipeline.resume_offsets` gives, per partition, the first offset not yet folded
 (the oldest buffered record, else the next one to read). A snapshot stores it; recovery seeks
-there, and the per-source ``seq`` high-water marks make re-delivered records no-ops.
+there, and the per-source ``seq`` high-water marks make re-delivered records no-ops. A partition
+positioned at a known offset (``known_offsets``) is read from exactly that offset: records a
+consumer still delivers from before its seek are skipped, so they cannot jump ahead of the tail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +108,7 @@ class _Stats:
     samples: int = 0
     dead_letters: int = 0
     ticks: int = 0
+    skipped: int = 0  # records from before a seek took effect (re-delivered in order later)
     by_topic: dict[str, int] = field(default_factory=dict)
 
 
@@ -143,18 +151,53 @@ class Pipeline:
         state: TwinState,
         *,
         lateness_ns: int = 1_000_000_000,
+        silent_grace_ns: int = 60_000_000_000,
+        known_offsets: Mapping[TopicPartition, int] | None = None,
+        backlog_ends: Mapping[TopicPartition, int] | None = None,
         topic_rank: Sequence[str] = TOPIC_RANK,
     ) -> None:
-        if lateness_ns < 0:
-            raise ValueError("lateness_ns must be >= 0")
+        if lateness_ns < 0 or silent_grace_ns < 0:
+            raise ValueError("lateness_ns and silent_grace_ns must be >= 0")
         self.state = state
         self.lateness_ns = int(lateness_ns)
+        self.silent_grace_ns = int(silent_grace_ns)
         self._rank = {t: k for k, t in enumerate(topic_rank)}
         self._tel: list[_Telemetry] = []
         self._ctl: list[_Control] = []
         self._clock: dict[int, int] = {}  # telemetry partition -> max event time seen
         self._next: dict[TopicPartition, int] = {}  # next offset to read per partition
         self.stats = _Stats()
+        self._ctl_clock: dict[TopicPartition, int] = {}  # low-volume partition -> max time
+        self._backlog: dict[TopicPartition, int] = {}  # low-volume partition -> end at start
+        #: partitions positioned at a known offset: records are taken from exactly there on
+        self._sync: dict[TopicPartition, int] = {}
+        if known_offsets:
+            self._next.update(known_offsets)
+            self._sync.update(known_offsets)
+            self.expect(p for (t, p) in known_offsets if t == CLOCK_TOPIC)
+        if backlog_ends:
+            self.set_backlog(backlog_ends)
+
+    def set_backlog(self, ends: Mapping[TopicPartition, int]) -> None:
+        """End offsets of input partitions (when reading started, and the broker's high-water
+        marks as reading goes on). While a low-volume partition has not been read up to its
+        end, the watermark waits for it, so a lagging ``facility.topology`` or
+        ``facility.jobs`` partition cannot make its events late. Telemetry partitions with a
+        backlog are expected as well."""
+        for (topic, p), end in ends.items():
+            if end <= self._next.get((topic, p), 0):
+                continue
+            if topic == CLOCK_TOPIC:
+                self.expect((p,))
+            elif end > self._backlog.get((topic, p), -1):
+                self._backlog[(topic, p)] = int(end)
+
+    def expect(self, partitions: Iterable[int]) -> None:
+        """Telemetry partitions that will deliver: the watermark waits for each of them (a
+        restarted worker's partitions, or the ones Kafka assigned). A partition that stays
+        silent holds ticks back by at most ``silent_grace_ns`` of event time."""
+        for p in partitions:
+            self._clock.setdefault(int(p), -1)
 
     # ------------------------------------------------------------------------------ input
     def ingest(self, records: Sequence[Record]) -> list[DeadLetter]:
@@ -163,6 +206,15 @@ class Pipeline:
         telemetry: list[Record] = []
         for rec in records:
             tp = (rec.topic, rec.partition)
+            want = self._sync.get(tp)
+            if want is not None:
+                # After a seek, a consumer may still hand over records fetched from its old
+                # position: skip them until the partition continues at exactly ``want``
+                # (earlier ones are folded already, later ones will come again).
+                if rec.offset != want:
+                    self.stats.skipped += 1
+                    continue
+                del self._sync[tp]
             if rec.offset + 1 > self._next.get(tp, -1):
                 self._next[tp] = rec.offset + 1
             self.stats.by_topic[rec.topic] = self.stats.by_topic.get(rec.topic, 0) + 1
@@ -180,6 +232,8 @@ class Pipeline:
                 continue
             key = (event.ts_ns, self._rank.get(rec.topic, 99), event.source_id, event.seq)
             self._ctl.append(_Control(event.ts_ns, key, tp, rec.offset, event))
+            if event.ts_ns > self._ctl_clock.get(tp, -1):
+                self._ctl_clock[tp] = event.ts_ns
         if telemetry:
             dead.extend(self._ingest_telemetry(telemetry))
         self.stats.records += len(records)
@@ -208,8 +262,20 @@ class Pipeline:
     # ----------------------------------------------------------------------------- output
     @property
     def watermark_ns(self) -> int | None:
-        """Smallest per-partition event time of the telemetry seen so far (None before any)."""
-        return min(self._clock.values()) if self._clock else None
+        """Smallest per-partition event time of the telemetry seen so far (None before any).
+
+        While an expected partition has delivered nothing, the watermark stays
+        ``silent_grace_ns`` behind the others (an empty partition cannot stall the twin)."""
+        seen = [c for c in self._clock.values() if c >= 0]
+        if not seen:
+            return None
+        wm = min(seen)
+        if len(seen) < len(self._clock):
+            wm -= self.silent_grace_ns
+        for tp, end in self._backlog.items():
+            if self._next.get(tp, 0) < end:  # still behind: wait for its events
+                wm = min(wm, self._ctl_clock.get(tp, -1))
+        return wm if wm >= 0 else None
 
     def advance(self) -> list[TickResult]:
         """Fold and close every tick the watermark has passed (plus lateness)."""
@@ -258,6 +324,11 @@ class Pipeline:
                 low = int(t.offset[t.partition == p].min())
                 out[tp] = min(out[tp], low)
         return out
+
+    @property
+    def unsynced(self) -> dict[TopicPartition, int]:
+        """Partitions still waiting for the record at their known offset."""
+        return dict(self._sync)
 
     @property
     def pending(self) -> int:

@@ -142,13 +142,18 @@ class TwinWorker:
 
     # ------------------------------------------------------------------------- lifecycle
     def start(
-        self, *, fresh_from: dict[TopicPartition, int] | None = None
+        self,
+        *,
+        fresh_from: dict[TopicPartition, int] | None = None,
+        end_offsets: dict[TopicPartition, int] | None = None,
     ) -> dict[TopicPartition, int]:
         """Open DuckDB, load the newest snapshot of the run (if any) and return the offsets to
         seek to. Rows a crashed run wrote after that snapshot are deleted (replay rewrites them).
 
         ``fresh_from``: start the run anew (forget its rows and snapshots) and read from these
         offsets (``twin run`` passes the topics' end offsets taken before it simulates).
+        ``end_offsets``: where the input partitions end now; the pipeline waits for lagging
+        low-volume partitions up to there (see :meth:`Pipeline.set_backlog`).
         """
         self.writer.start()
         cfg = self.config
@@ -163,7 +168,9 @@ class TwinWorker:
                     f"run {cfg.run_id!r} was snapshotted with ticks of {snap.state.tick_ns / 1e9:g}"
                     f" s, not {cfg.tick_s:g} s: use another --run or the same --tick"
                 )
-            self.pipeline.state = snap.state
+            self.pipeline = Pipeline(
+                snap.state, lateness_ns=self.pipeline.lateness_ns, known_offsets=snap.offsets
+            )
             self.snapshot_id = snap.snapshot_id
             self.resume = dict(snap.offsets)
             self.writer.run(store.rewind_op(cfg.run_id, snap.tick_end_ns))
@@ -173,6 +180,13 @@ class TwinWorker:
             )
         else:
             self.writer.run(store.reset_run_op(cfg.run_id))
+        if fresh_from is not None:
+            self.pipeline = Pipeline(
+                self.pipeline.state, lateness_ns=self.pipeline.lateness_ns,
+                known_offsets=fresh_from,
+            )
+        if end_offsets is not None:
+            self.pipeline.set_backlog(end_offsets)
         self.writer.run(
             store.run_op(cfg.run_id, cfg.scenario, cfg.seed, cfg.tick_ns, _config_dict(cfg))
         )

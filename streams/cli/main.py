@@ -56,5 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # run as a module: import ourselves, so CliError is one class
+    from streams.cli.main import main as _main
+
+    raise SystemExit(_main())

@@ -81,7 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     with local_broker(settings, progress=console.print) as bootstrap:
         ensure_topics(settings, bootstrap=bootstrap)
         worker = TwinWorker(config, settings.duckdb_path)
-        worker.start(fresh_from=end_offsets(settings, bootstrap))
+        ends = end_offsets(settings, bootstrap)
+        worker.start(fresh_from=ends, end_offsets=ends)
         done = threading.Event()
         stop = threading.Event()
         worker.input_done = done

@@ -82,7 +82,8 @@ def run_worker(
     ensure_topics(settings, bootstrap=bootstrap)
     worker = TwinWorker(config, settings.duckdb_path)
     try:
-        resume = worker.start(fresh_from=end_offsets(settings, bootstrap) if fresh else None)
+        ends = end_offsets(settings, bootstrap)
+        resume = worker.start(fresh_from=ends if fresh else None, end_offsets=ends)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     how = "from the end of the topics" if fresh else (
@@ -99,7 +100,10 @@ def run_worker(
     finally:
         worker.close()
     s = worker.stats
-    logging.getLogger(__name__).info("worker stopped")
+    logging.getLogger(__name__).info(
+        "worker stopped; %d records from before a seek skipped; no record after the start "
+        "position on %d partitions", worker.pipeline.stats.skipped, len(worker.pipeline.unsynced)
+    )
     print(
         f"twin worker: {s.records} records, {s.ticks} ticks, {s.dead_letters} dead letters, "
         f"{s.snapshots} snapshots -> {settings.duckdb_path}"
