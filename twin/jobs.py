@@ -123,6 +123,7 @@ def on_job_started(state: TwinState, ev: JobStarted) -> None:
     last_dur = float(state.job_last_dur_s[job])
     if state.job_steps[job] > 0 and last_dur > 0:  # a restart: stepping resumes at once
         state.job_phase[job] = JobPhase.STEPPING
+        state.job_last_end_ns[job] = ev.ts_ns  # the step timeline restarts here
         state.job_deadline_ns[job] = ev.ts_ns + int(state.stall_factor * last_dur * 1e9)
     else:
         state.job_phase[job] = JobPhase.PENDING
@@ -164,6 +165,8 @@ def on_job_checkpoint(state: TwinState, ev: JobCheckpoint) -> None:
     # the next step starts at the checkpoint's end: allow it the usual grace
     grace = int(state.stall_factor * float(state.job_last_dur_s[job]) * 1e9)
     state.job_deadline_ns[job] = max(int(state.job_deadline_ns[job]), ev.ts_ns + grace)
+    # the step timeline resumes at the checkpoint's end
+    state.job_last_end_ns[job] = max(int(state.job_last_end_ns[job]), ev.ts_ns)
     refresh_dirty_jobs(state)
     refresh_cell_params(state, state.job_cells[job])
 
