@@ -12,7 +12,7 @@ JARS   := infra/kafka/lib/.pom.sha256
 .PHONY: help demo test lint typecheck pytest bench clean distclean venv jars
 
 help:
-	@echo "make demo       run the demo on the embedded local Kafka broker"
+	@echo "make demo       simulate 5 min of the small scenario through Kafka + Faust into DuckDB, print the summary"
 	@echo "make test       ruff, mypy (strict), then every test incl. integration (real broker)"
 	@echo "make lint | typecheck | bench | clean | distclean"
 
@@ -32,8 +32,11 @@ $(JARS): infra/kafka/pom.xml | $(STAMP)
 venv: $(STAMP)
 jars: $(JARS)
 
+# the main job on the embedded defaults: local broker, 5 simulated minutes of the small scenario
+# through Kafka and a Faust worker into DuckDB (.twin/twin.duckdb), then the run summary
+DEMO_ARGS ?= --scenario small --duration 5m
 demo: $(STAMP) $(JARS)
-	$(BIN)/twin demo
+	$(BIN)/twin run $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
