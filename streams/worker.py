@@ -188,7 +188,20 @@ class TwinWorker:
         if end_offsets is not None:
             self.pipeline.set_backlog(end_offsets)
         self.writer.run(
-            store.run_op(cfg.run_id, cfg.scenario, cfg.seed, cfg.tick_ns, _config_dict(cfg))
+            store.run_op(
+                cfg.run_id,
+                cfg.scenario,
+                cfg.seed,
+                cfg.tick_ns,
+                {
+                    **_config_dict(cfg),
+                    # where the run began reading: time travel before the first snapshot
+                    "start_offsets": [
+                        {"topic": t, "partition": p, "offset": o}
+                        for (t, p), o in sorted((fresh_from or {}).items())
+                    ],
+                },
+            )
         )
         return self.resume
 
