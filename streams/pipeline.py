@@ -7,6 +7,9 @@ Ordering rule (what makes the fold deterministic whatever the interleaving of pa
 
 - ``facility.gpu`` is the facility's clock. The *watermark* is the smallest, over the telemetry
   partitions this worker has seen, of the largest event time seen on each.
+- A record's tick is decided by :func:`twin.reducers.tick_time`: its event time, or for a
+  reading that stands for an interval ending at ``ts_ns`` (telemetry, meters), the interval's
+  start. The watermark is measured the same way.
 - Records wait in a buffer until the watermark passes the end of the open tick plus
   ``lateness_ns``. Then every buffered record of that tick is folded: first the low-volume
   events sorted by (event time, topic, source, seq), then the telemetry messages in arrival
@@ -43,7 +46,7 @@ from schemas.hotpath import decode_telemetry
 from schemas.topics import TOPIC_EVENT_TYPES
 from twin import batches
 from twin.batches import TelemetryBatch
-from twin.reducers import open_tick
+from twin.reducers import open_tick, telemetry_tick_times, tick_time
 from twin.results import TickResult
 from twin.state import TwinState
 from twin.ticks import close_tick, fold_events
@@ -95,7 +98,7 @@ class _Telemetry:
 
 @dataclass(slots=True)
 class _Control:
-    ts_ns: int
+    tick_ns: int  # the event time that decides its tick (twin.reducers.tick_time)
     sort_key: tuple[int, int, str, int]
     tp: TopicPartition
     offset: int
@@ -230,10 +233,11 @@ class Pipeline:
             except EventError as exc:
                 dead.append(DeadLetter(rec, exc.reason))
                 continue
-            key = (event.ts_ns, self._rank.get(rec.topic, 99), event.source_id, event.seq)
-            self._ctl.append(_Control(event.ts_ns, key, tp, rec.offset, event))
-            if event.ts_ns > self._ctl_clock.get(tp, -1):
-                self._ctl_clock[tp] = event.ts_ns
+            at = tick_time(event)
+            key = (at, self._rank.get(rec.topic, 99), event.source_id, event.seq)
+            self._ctl.append(_Control(at, key, tp, rec.offset, event))
+            if at > self._ctl_clock.get(tp, -1):
+                self._ctl_clock[tp] = at
         if telemetry:
             dead.extend(self._ingest_telemetry(telemetry))
         self.stats.records += len(records)
@@ -254,7 +258,7 @@ class Pipeline:
         self.stats.samples += batch.n_samples
         # advance each partition's clock: max event time per partition (few partitions)
         for p in np.unique(part).tolist():
-            t = int(batch.ts_ns[part == p].max())
+            t = int(telemetry_tick_times(batch)[part == p].max())
             if t > self._clock.get(p, -1):
                 self._clock[p] = t
         return dead
@@ -341,20 +345,22 @@ class Pipeline:
         return bool(self.state.tick_counts.any())
 
     def _oldest_pending(self) -> int | None:
-        times = [c.ts_ns for c in self._ctl]
-        times.extend(int(t.batch.ts_ns.min()) for t in self._tel if t.batch.n_messages)
+        times = [c.tick_ns for c in self._ctl]
+        times.extend(
+            int(telemetry_tick_times(t.batch).min()) for t in self._tel if t.batch.n_messages
+        )
         return min(times) if times else None
 
     def _fold_before(self, end_ns: int) -> None:
         """Fold every buffered record with event time < ``end_ns`` in the canonical order."""
-        due = sorted((c for c in self._ctl if c.ts_ns < end_ns), key=lambda c: c.sort_key)
-        self._ctl = [c for c in self._ctl if c.ts_ns >= end_ns]
+        due = sorted((c for c in self._ctl if c.tick_ns < end_ns), key=lambda c: c.sort_key)
+        self._ctl = [c for c in self._ctl if c.tick_ns >= end_ns]
         todo: list[batches.Batch] = []
         if due:
             todo.append([c.event for c in due])
         keep: list[_Telemetry] = []
         for t in self._tel:
-            now = t.batch.ts_ns < end_ns
+            now = telemetry_tick_times(t.batch) < end_ns
             if now.all():
                 todo.append(t.batch)
             elif now.any():

@@ -57,8 +57,7 @@ DDL: Final[tuple[str, ...]] = (
     """CREATE TABLE IF NOT EXISTS gpu_snapshot (
     run_id VARCHAR, snapshot_id BIGINT, tick_end_ns BIGINT, gpu_index INTEGER,
     rack_id VARCHAR, hall_id VARCHAR, campus_id VARCHAR, model VARCHAR, job_id VARCHAR,
-    tenant_id VARCHAR, status TINYINT, power_w DOUBLE, temp_c DOUBLE, compute DOUBLE,
-    straggler_cost_gpu_s DOUBLE)""",
+    tenant_id VARCHAR, status TINYINT, power_w DOUBLE, temp_c DOUBLE, compute DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS deadletters (
     run_id VARCHAR, topic VARCHAR, partition INTEGER, "offset" BIGINT, reason VARCHAR,
     value BLOB, received_at TIMESTAMP DEFAULT current_timestamp)""",
@@ -237,7 +236,6 @@ def gpu_table(run_id: str, snapshot_id: int, state: TwinState) -> pa.Table:
             "power_w": state.gpu_last_power_w[:n].astype(np.float64),
             "temp_c": state.gpu_last_temp_c[:n].astype(np.float64),
             "compute": state.gpu_last_compute[:n].astype(np.float64),
-            "straggler_cost_gpu_s": state.gpu_strag_s[:n].astype(np.float64),
         }
     )
 
