@@ -24,6 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli.worker_cmd",
     "streams.cli.run_cmd",
     "streams.cli.state_cmd",
+    "streams.cli.query_cmd",
+    "streams.cli.compare_cmd",
+    "streams.cli.report_cmd",
 )
 
 
