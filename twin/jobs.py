@@ -12,8 +12,9 @@ RESTARTING (its ``failed_gpu_indices`` go down), ``job_finished`` -> FINISHED (G
 ``job_checkpoint`` is emitted when the checkpoint ends: samples inside
 ``[ts_ns - duration_s, ts_ns)`` are allocated idle.
 
-Straggler attribution, per step: each GPU's latest compute share while stepping
-(``gpu_last_compute``, from the estimator) times the step's duration is its compute time. The
+Straggler attribution, per step: each GPU's compute share while stepping since its job's
+previous step (``gpu_win_compute_ns / gpu_win_step_ns``, from the estimator's per-sample split)
+times the step's duration is its compute time. The
 GPUs within ``pace_tolerance`` (default 2%) of the longest compute set the pace; every other GPU
 waited ``(pace - compute_i) x duration`` GPU-seconds, and the sum of those waits is the pacers'
 straggler cost, split evenly among them.
@@ -204,8 +205,12 @@ def attribute_stragglers(state: TwinState, job: int, duration_s: float) -> None:
     members = state.job_active[job]  # current: the caller refreshed dirty jobs
     if members.size < 2 or not duration_s > 0:
         return
-    share = state.gpu_last_compute[members]
-    seen = ~np.isnan(share)
+    stepped = state.gpu_win_step_ns[members]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = state.gpu_win_compute_ns[members] / stepped
+    state.gpu_win_compute_ns[members] = 0.0  # the next window starts at this step
+    state.gpu_win_step_ns[members] = 0.0
+    seen = stepped > 0
     if np.count_nonzero(seen) < 2:
         return
     pace = float(share[seen].max())

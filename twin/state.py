@@ -125,6 +125,8 @@ FAMILIES: Final[dict[str, dict[str, float]]] = {
         "gpu_last_power_w": np.nan,
         "gpu_last_temp_c": np.nan,
         "gpu_strag_s": 0.0,
+        "gpu_win_compute_ns": 0.0,  # compute time since the job's last step (attribution window)
+        "gpu_win_step_ns": 0.0,  # time spent stepping in that window
     },
     "rack": {
         "rack_campus": -1,
@@ -239,6 +241,8 @@ _DTYPES: Final[dict[str, type[np.generic]]] = {
     "gpu_last_power_w": np.float32,
     "gpu_last_temp_c": np.float32,
     "gpu_strag_s": np.float64,
+    "gpu_win_compute_ns": np.float64,
+    "gpu_win_step_ns": np.float64,
     "rack_campus": np.int32,
     "rack_hall": np.int32,
     "rack_model": np.int8,
@@ -369,6 +373,8 @@ class TwinState:
     gpu_status: I8
     gpu_cell: I32
     gpu_last_compute: F32
+    gpu_win_compute_ns: F64
+    gpu_win_step_ns: F64
     gpu_last_power_w: F32
     gpu_last_temp_c: F32
     gpu_strag_s: F64

@@ -230,7 +230,14 @@ def _fold_samples(
         (ACC_E + Cat.ALLOC_IDLE, split.idle_uj),
     ):
         acc[row, :n_cells] += np.bincount(cell, weights, minlength=n_cells)
-    # the GPU's latest compute share while stepping (straggler attribution reads it)
+    # the GPU's latest compute share while stepping, and its compute and stepping time since its
+    # job's last step: straggler attribution reads the window (a step's last sample is mostly
+    # its exposed all-reduce, so the latest share alone says little about the pace)
+    stepping = mode == Mode.STEP
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(mode == Mode.STEP, split.compute_ns / interval, np.nan)
+        share = np.where(stepping, split.compute_ns / interval, np.nan)
     state.gpu_last_compute[gpu] = share
+    if stepping.any():
+        g = gpu[stepping]
+        np.add.at(state.gpu_win_compute_ns, g, split.compute_ns[stepping])
+        np.add.at(state.gpu_win_step_ns, g, interval[stepping])

@@ -129,3 +129,26 @@ def test_snapshot_then_replay_from_its_offsets_equals_the_uninterrupted_run(
     after = _run(restored, tail, 300)
     assert done + after == ref_ticks
     assert state_checksum(restored.state) == state_checksum(reference.state)
+
+
+def test_slowest_generation_is_charged_for_the_waiting_on_simulated_data() -> None:
+    """Mixed jobs give every GPU equal work: the GB200s wait for the H100/H200s, so straggler
+    cost lands on H100/H200 racks, never on GB200 ones, and it is of the order of the waiting."""
+    pipeline = Pipeline(TwinState())
+    ticks = []
+    recs = list(_records())
+    for i in range(0, len(recs), 500):
+        pipeline.ingest(recs[i : i + 500])
+        ticks += pipeline.advance()
+    ticks += pipeline.flush()
+    cost = dict.fromkeys(("H100", "H200", "GB200"), 0.0)
+    waited = 0.0
+    for t in ticks:
+        s = t.stragglers
+        for g, c in zip(s.generation_ids, s.generation_cost_gpu_s, strict=True):
+            cost[g] += float(c)
+        fac = t.scope("facility")
+        waited += float(fac.column("straggler_wait")[0] * fac.column("gpus")[0] * t.dt_s)
+    assert cost["H100"] > 0
+    assert cost["GB200"] == 0
+    assert 0.2 * waited < sum(cost.values()) < 5 * waited
