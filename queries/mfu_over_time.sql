@@ -1,6 +1,6 @@
 -- mfu_over_time: MFU over event time for the facility and each campus, hall and GPU generation,
 -- per tick or in buckets of bucket_s seconds (bucket MFU = credited FLOPs / peak FLOPs in it).
--- t_s counts seconds from the run's first tick; `at` is the bucket's start (UTC event time).
+-- t_s counts seconds from the run's first tick; event_time is the bucket's start (UTC).
 -- scope: facility, campus, hall, generation, or all.
 -- params: run_id (text), bucket_s (number, default 0 = one row per tick), scope (text, default all)
 WITH k AS (
@@ -19,7 +19,7 @@ b AS (
     FROM k
 )
 SELECT
-    make_timestamp(bucket_ns // 1000)                     AS at,
+    make_timestamp(bucket_ns // 1000)                     AS event_time,
     (bucket_ns - any_value(t0)) / 1e9                     AS t_s,
     scope,
     scope_id,

@@ -24,7 +24,7 @@ b AS (
     GROUP BY bucket_ns
 )
 SELECT
-    make_timestamp(bucket_ns // 1000)                          AS at,
+    make_timestamp(bucket_ns // 1000)                          AS event_time,
     (bucket_ns - t0) / 1e9                                     AS t_s,
     ticks, mfu, it_mwh, recoverable_mwh, recoverable_usd,
     sum(recoverable_mwh) OVER (ORDER BY bucket_ns)             AS cumulative_mwh,

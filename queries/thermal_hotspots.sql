@@ -18,7 +18,7 @@ SELECT
     any_value(campus_id)                                  AS campus_id,
     any_value(model)                                      AS model,
     any_value(snapshot_id)                                AS snapshot_id,
-    make_timestamp(any_value(tick_end_ns) // 1000)        AS at,
+    make_timestamp(any_value(tick_end_ns) // 1000)        AS event_time,
     count(*)                                              AS gpus,
     max(temp_c)                                           AS max_temp_c,
     arg_max(gpu_index, temp_c)                            AS hottest_gpu_index,

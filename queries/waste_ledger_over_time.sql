@@ -1,7 +1,9 @@
 -- waste_ledger_over_time: the energy ledger by cause in buckets of event time (default: one
 -- UTC calendar day per bucket), in MWh and dollars, with the rates per day over the time each
--- bucket covers (a 2-minute run still gets MWh/day and $/day). A tick lands in the bucket its
--- end falls in; bucket_s = 0 gives one row per tick and cause.
+-- bucket covers (a 2-minute run still gets MWh/day and $/day). Buckets are aligned to UTC
+-- midnight (multiples of bucket_s since the epoch); a tick lands in the bucket holding its last
+-- instant; event_time is the bucket's start. bucket_s = 0 gives one row per tick and cause
+-- (event_time = the tick's start).
 -- params: run_id (text), bucket_s (number, default 86400)
 WITH b AS (
     SELECT *,
@@ -13,7 +15,7 @@ WITH b AS (
     WHERE run_id = $run_id
 )
 SELECT
-    make_timestamp(bucket_ns // 1000)                          AS at,
+    make_timestamp(bucket_ns // 1000)                          AS event_time,
     cause,
     count(*)                                                   AS ticks,
     sum(dt_s) / 3600                                           AS hours_covered,

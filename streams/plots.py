@@ -114,7 +114,7 @@ def plot_waste_ledger(over_time: Rows, totals: Rows, path: Path) -> Path:
     Right: the run's energy by cause as one stacked bar (rows of waste_ledger)."""
     fig = _figure(11.0, 4.8)
     left, right = fig.subplots(1, 2, width_ratios=(3, 1))
-    times = sorted({r["at"] for r in over_time})
+    times = sorted({r["event_time"] for r in over_time})
     if not times:
         _empty(left, "no ledger rows for this run")
         _empty(right, "")
@@ -125,7 +125,7 @@ def plot_waste_ledger(over_time: Rows, totals: Rows, path: Path) -> Path:
     mw = {c: [0.0] * len(times) for c in CAUSE_ORDER}
     for r in over_time:
         if r["cause"] in mw and r["hours_covered"]:
-            mw[r["cause"]][index[r["at"]]] = float(r["mwh"]) / float(r["hours_covered"])
+            mw[r["cause"]][index[r["event_time"]]] = float(r["mwh"]) / float(r["hours_covered"])
     causes = [c for c in CAUSE_ORDER if any(mw[c])]
     left.stackplot(
         xs,

@@ -78,7 +78,7 @@ def test_waste_ledger_over_time_per_day_and_per_tick(con: duckdb.DuckDBPyConnect
     run = "small-leased"
     total = {r["cause"]: r for r in rows(con, "waste_ledger", run_id=run)}
     per_day = rows(con, "waste_ledger_over_time", run_id=run)  # default: one UTC day
-    assert len({r["at"] for r in per_day}) == 1  # a 2-minute run inside one day
+    assert len({r["event_time"] for r in per_day}) == 1  # a 2-minute run inside one day
     for r in per_day:
         assert close(r["mwh"], total[r["cause"]]["mwh"])
         assert close(r["usd_per_day"], total[r["cause"]]["usd_per_day"])
@@ -93,8 +93,8 @@ def test_waste_ledger_over_time_per_day_and_per_tick(con: duckdb.DuckDBPyConnect
         ).fetchall()
     )
     sums: dict[int, float] = {}
-    for r in per_tick:  # `at`: the tick's start, naive UTC
-        start_us = (r["at"] - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+    for r in per_tick:  # event_time: the tick's start, naive UTC
+        start_us = (r["event_time"] - datetime(1970, 1, 1)) // timedelta(microseconds=1)
         sums[start_us] = sums.get(start_us, 0.0) + r["mwh"] * 3.6e9
     assert set(sums) == set(facility)
     for start, energy in facility.items():
