@@ -122,10 +122,7 @@ def to_table(
         )
         for k in range(len(columns))
     ]
-    caption = None
-    if len(shown) < len(rows):
-        caption = f"{len(rows) - len(shown)} more rows not shown: use --format csv or json"
-    table = Table(title=title, caption=caption)
+    table = Table(title=title)
     for name, right in zip(columns, numeric, strict=True):
         table.add_column(name, justify="right" if right else "left", overflow="fold")
     for r in cells:
@@ -134,8 +131,10 @@ def to_table(
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else max(natural, 40)
     console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
     console.print(table)
-    out = console.file.getvalue()  # type: ignore[attr-defined]
-    return str(out)
+    out = str(console.file.getvalue())  # type: ignore[attr-defined]
+    if len(shown) < len(rows):
+        out += f"({len(rows) - len(shown)} more rows not shown: use --format csv or json)\n"
+    return out
 
 
 def render(
