@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 
@@ -38,6 +39,30 @@ CONTROL_TOPICS: tuple[str, ...] = (
     "facility.power",
     "facility.cooling",
 )
+
+
+#: How long the broker may hold a fetch that finds no new record (Faust's aiokafka driver fixes
+#: it at 1,500 ms). aiokafka keeps one fetch in flight per broker and leaves out of it the
+#: partitions whose fetched records are not consumed yet; while reading a backlog that fetch often
+#: holds only partitions with nothing new (the low-volume topics, partitions read to their end),
+#: and the telemetry partitions drained meanwhile wait for it: ~1.3 s stalls every few batches,
+#: half the throughput of a replay or catch-up (bench/bench_worker.py). Idle, it costs a few
+#: fetch requests per second.
+FETCH_MAX_WAIT_MS = 100
+
+
+def _shorten_fetch_wait(app: faust.App, wait_ms: int = FETCH_MAX_WAIT_MS) -> bool:
+    """Set the fetch wait of the app's aiokafka consumer (no Faust setting reaches it); False
+    when this Faust version keeps the consumer elsewhere (then its default stays)."""
+    consumer: Any = app.consumer  # the thread-delegating consumer of Faust's aiokafka driver
+    try:
+        fetcher = consumer._thread._ensure_consumer()._fetcher
+    except (AttributeError, ConsumerNotStarted):
+        return False
+    if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+        return False
+    fetcher._fetch_max_wait_ms = int(wait_ms)
+    return True
 
 
 def _records(events: Any) -> list[Record]:
@@ -131,6 +156,8 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
         and then Faust's own seek lands on them. Done once, for the first assignment; records
         Faust fetched before are skipped by the pipeline (see Pipeline.known_offsets)."""
         worker.pipeline.expect(tp.partition for tp in assigned if tp.topic == CLOCK_TOPIC)
+        if not _shorten_fetch_wait(app):
+            log.warning("could not shorten the consumer's fetch wait (Faust internals changed)")
         positions = {
             tp: worker.resume[(tp.topic, tp.partition)]
             for tp in assigned
