@@ -59,8 +59,8 @@ def report_data(con: duckdb.DuckDBPyConnection, run_id: str, top: int = 15) -> d
     seconds = float(facility[0]["seconds"] or 0) if facility else 0.0
     bucket_s = 0.0
     if ticks > _MAX_POINTS and seconds > 0:  # at most about _MAX_POINTS points per line
-        tick_s = seconds / ticks
-        bucket_s = math.ceil(ticks / _MAX_POINTS) * tick_s
+        tick_s = run[2] / 1e9 if run and run[2] else seconds / ticks
+        bucket_s = math.ceil(seconds / tick_s / _MAX_POINTS) * tick_s
     return {
         "run_id": run_id,
         "run": dict(zip(("scenario", "seed", "tick_ns", "started_at"), run or (), strict=False)),

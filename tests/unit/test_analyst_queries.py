@@ -19,6 +19,7 @@ import pytest
 from streams.cli.main import build_parser, main
 from streams.output import format_cell, render
 from streams.queries import QUERY_DIR, QueryError, bind_params, list_queries, load_query, run_query
+from streams.report import FIGURES, report_data, write_report
 from streams.store import DDL
 from twin.results import KPI_COLUMNS
 
@@ -186,3 +187,22 @@ def test_query_list_needs_no_database(capsys: pytest.CaptureFixture[str], tmp_pa
     assert code == 0
     names = [r["name"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))]
     assert names == [q.name for q in list_queries()]
+
+
+def test_report_on_a_long_run_with_no_tenants_or_stragglers(tmp_path: Path) -> None:
+    con = _db(tmp_path)
+    con.execute("INSERT INTO runs (run_id, scenario, seed, tick_ns) VALUES ('r', 's', 1, 10e9)")
+    for tick in range(300):
+        for scope, sid in (("facility", "facility"), ("generation", "H100")):
+            _kpi(con, tick, scope, sid, gpus=8, flops=tick % 7, peak_flops=10, energy_j=3.6e9)
+        con.execute(
+            "INSERT INTO ledger VALUES ('r', ?, 10, 62, 'useful', 3.6e9, 62)", [(tick + 1) * 10**10]
+        )
+    data = report_data(con, "r")
+    assert data["bucket_s"] == 20.0  # 300 ticks of 10 s in at most 240 points
+    assert len([r for r in data["mfu_over_time"] if r["scope"] == "facility"]) == 150
+    report = write_report(con, "r", tmp_path / "out")
+    assert [p.name for p in report.figures] == list(FIGURES)
+    assert all(p.stat().st_size > 1000 for p in report.figures)
+    page = report.index.read_text()
+    assert page.count("no rows") >= 2  # no straggler racks, no tenants
