@@ -12,6 +12,15 @@ from typing import Any, Final
 
 import orjson
 
+from schemas.topics import TOPIC_COOLING as FACILITY_COOLING
+from schemas.topics import TOPIC_GPU as FACILITY_GPU
+from schemas.topics import TOPIC_JOBS as FACILITY_JOBS
+from schemas.topics import TOPIC_LEASES as FACILITY_LEASES
+from schemas.topics import TOPIC_NETWORK as FACILITY_NETWORK
+from schemas.topics import TOPIC_POWER as FACILITY_POWER
+from schemas.topics import TOPIC_TOPOLOGY as FACILITY_TOPOLOGY
+
+# topic names are defined once, with the event contracts, in schemas.topics
 __all__ = [
     "EVENT_TOPICS",
     "FACILITY_COOLING",
@@ -26,14 +35,6 @@ __all__ = [
     "Record",
     "encode_event",
 ]
-
-FACILITY_GPU: Final = "facility.gpu"
-FACILITY_POWER: Final = "facility.power"
-FACILITY_COOLING: Final = "facility.cooling"
-FACILITY_JOBS: Final = "facility.jobs"
-FACILITY_LEASES: Final = "facility.leases"
-FACILITY_TOPOLOGY: Final = "facility.topology"
-FACILITY_NETWORK: Final = "facility.network"
 
 SIM_TOPICS: Final = (
     FACILITY_GPU,

@@ -22,7 +22,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.pipeline import CLOCK_TOPIC, Record
+from streams.pipeline import CLOCK_TOPIC, TOPIC_RANK, Record
 from streams.settings import Settings
 from streams.topics import DEFAULT_PARTITIONS, TWIN_DEADLETTER, TWIN_KPIS
 from streams.worker import TwinWorker, kpi_messages
@@ -31,14 +31,7 @@ __all__ = ["CONTROL_TOPICS", "end_offsets", "make_app", "run_faust"]
 
 log = logging.getLogger(__name__)
 
-CONTROL_TOPICS: tuple[str, ...] = (
-    "facility.topology",
-    "facility.leases",
-    "facility.network",
-    "facility.jobs",
-    "facility.power",
-    "facility.cooling",
-)
+CONTROL_TOPICS: tuple[str, ...] = TOPIC_RANK  # every input topic but the telemetry
 
 
 #: How long the broker may hold a fetch that finds no new record (Faust's aiokafka driver fixes

@@ -43,7 +43,16 @@ from schemas.codec import decode
 from schemas.core_events import to_core
 from schemas.errors import EventError
 from schemas.hotpath import decode_telemetry
-from schemas.topics import TOPIC_EVENT_TYPES
+from schemas.topics import (
+    TOPIC_COOLING,
+    TOPIC_EVENT_TYPES,
+    TOPIC_GPU,
+    TOPIC_JOBS,
+    TOPIC_LEASES,
+    TOPIC_NETWORK,
+    TOPIC_POWER,
+    TOPIC_TOPOLOGY,
+)
 from twin import batches
 from twin.batches import TelemetryBatch
 from twin.reducers import open_tick, telemetry_tick_times, tick_time
@@ -51,19 +60,29 @@ from twin.results import TickResult
 from twin.state import TwinState
 from twin.ticks import close_tick, fold_events
 
-__all__ = ["CLOCK_TOPIC", "DeadLetter", "Pipeline", "Record", "TopicPartition"]
+__all__ = [
+    "CLOCK_TOPIC",
+    "INPUT_TOPICS",
+    "TOPIC_RANK",
+    "DeadLetter",
+    "Pipeline",
+    "Record",
+    "TopicPartition",
+]
 
-CLOCK_TOPIC = "facility.gpu"
+CLOCK_TOPIC = TOPIC_GPU
 #: Tie-break between low-volume events with the same event time: topology before leases before
 #: jobs (a job needs its GPUs installed), facility readings last.
 TOPIC_RANK: tuple[str, ...] = (
-    "facility.topology",
-    "facility.leases",
-    "facility.network",
-    "facility.jobs",
-    "facility.power",
-    "facility.cooling",
+    TOPIC_TOPOLOGY,
+    TOPIC_LEASES,
+    TOPIC_NETWORK,
+    TOPIC_JOBS,
+    TOPIC_POWER,
+    TOPIC_COOLING,
 )
+#: Every input topic: the telemetry clock first, then the low-volume ones.
+INPUT_TOPICS: tuple[str, ...] = (CLOCK_TOPIC, *TOPIC_RANK)
 TopicPartition = tuple[str, int]
 I64 = npt.NDArray[np.int64]
 

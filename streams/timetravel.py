@@ -14,7 +14,7 @@ import duckdb
 from kafka import KafkaConsumer, TopicPartition
 
 from streams import store
-from streams.pipeline import CLOCK_TOPIC, Pipeline, Record
+from streams.pipeline import INPUT_TOPICS, Pipeline, Record
 from streams.settings import Settings
 from streams.writer import connect_read_only
 from twin.results import TickResult
@@ -22,15 +22,6 @@ from twin.state import TwinState
 
 __all__ = ["Rebuilt", "TimeTravelError", "rebuild_at"]
 
-INPUT_TOPICS = (
-    CLOCK_TOPIC,
-    "facility.topology",
-    "facility.leases",
-    "facility.network",
-    "facility.jobs",
-    "facility.power",
-    "facility.cooling",
-)
 
 
 class TimeTravelError(ValueError):

@@ -15,8 +15,18 @@ from typing import Any, Final
 from kafka.admin import KafkaAdminClient
 from kafka.errors import GroupIdNotFoundError, KafkaError
 
+from schemas.topics import DEADLETTER_TOPIC as TWIN_DEADLETTER
+from schemas.topics import KPI_TOPIC as TWIN_KPIS
+from schemas.topics import TOPIC_COOLING as FACILITY_COOLING
+from schemas.topics import TOPIC_GPU as FACILITY_GPU
+from schemas.topics import TOPIC_JOBS as FACILITY_JOBS
+from schemas.topics import TOPIC_LEASES as FACILITY_LEASES
+from schemas.topics import TOPIC_NETWORK as FACILITY_NETWORK
+from schemas.topics import TOPIC_POWER as FACILITY_POWER
+from schemas.topics import TOPIC_TOPOLOGY as FACILITY_TOPOLOGY
 from streams.settings import Settings
 
+# topic names are defined once, with the event contracts, in schemas.topics
 __all__ = [
     "ALL_TOPICS",
     "DEFAULT_PARTITIONS",
@@ -33,16 +43,6 @@ __all__ = [
     "ensure_topics",
     "topic_partitions",
 ]
-
-FACILITY_GPU: Final = "facility.gpu"
-FACILITY_POWER: Final = "facility.power"
-FACILITY_COOLING: Final = "facility.cooling"
-FACILITY_JOBS: Final = "facility.jobs"
-FACILITY_LEASES: Final = "facility.leases"
-FACILITY_TOPOLOGY: Final = "facility.topology"
-FACILITY_NETWORK: Final = "facility.network"
-TWIN_KPIS: Final = "twin.kpis"
-TWIN_DEADLETTER: Final = "twin.deadletter"
 
 #: Default partition count of every topic the twin uses.
 DEFAULT_PARTITIONS: Final[Mapping[str, int]] = MappingProxyType(
