@@ -44,7 +44,7 @@ class DemoRecord:
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run the demo on the embedded defaults (local broker unless a cluster is set)",
+        help="smoke test: a few events through Kafka and back (make demo runs `twin run`)",
         description=(
             "Start the local Kafka broker if needed, create the topics, send a few events, read "
             "them back through a consumer group, print them, and stop the broker it started."
