@@ -174,9 +174,19 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
 
         @app.timer(interval=min(1.0, idle / 2))  # type: ignore[untyped-decorator]
         async def _stop_when_idle() -> None:
+            """Stop a finite run: once whoever feeds the topics is done and every partition
+            has been read to where it ended (``worker.stop_at``), or after ``idle`` seconds
+            without a record for a standalone worker (a consumer can pause for seconds, so
+            a feeder's run never relies on the wall clock alone)."""
             if worker.input_done is not None and not worker.input_done.is_set():
                 return
-            if time.monotonic() - worker.stats.last_record < idle:
+            quiet = time.monotonic() - worker.stats.last_record
+            if worker.stop_at is not None:
+                if not worker.caught_up() and quiet < max(idle, 120.0):
+                    return
+                if not worker.caught_up():
+                    log.warning("stopping %.0f s after the last record, not caught up", quiet)
+            elif quiet < idle:
                 return
             if worker.stats.records == 0 and worker.input_done is None:
                 return  # a standalone worker waits for its first record
@@ -188,7 +198,7 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
                 for tick in ticks:
                     for key, value in kpi_messages(cfg.run_id, tick):
                         await publish(TWIN_KPIS, key, value)
-            log.info("no record for %.1f s: stopping", idle)
+            log.info("input done and read: stopping")
             os.kill(os.getpid(), signal.SIGTERM)
 
     return app

@@ -349,6 +349,11 @@ class Pipeline:
         return out
 
     @property
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """Per partition, the offset after the last record handed to :meth:`ingest`."""
+        return dict(self._next)
+
+    @property
     def unsynced(self) -> dict[TopicPartition, int]:
         """Partitions still waiting for the record at their known offset."""
         return dict(self._sync)

@@ -134,7 +134,16 @@ class TwinWorker:
         self.stats = WorkerStats()
         #: set by whoever feeds the topics when it is done (``twin run``); an idle exit waits for it
         self.input_done: threading.Event | None = None
+        #: where the input partitions ended when the feeder was done: stop once read to there
+        self.stop_at: dict[TopicPartition, int] | None = None
         self._ticks_since_snapshot = 0
+
+    def caught_up(self) -> bool:
+        """True when every partition in ``stop_at`` has been read to its end."""
+        if self.stop_at is None:
+            return False
+        read = self.pipeline.next_offsets
+        return all(read.get(tp, 0) >= end for tp, end in self.stop_at.items() if end > 0)
 
     @property
     def state(self) -> TwinState:

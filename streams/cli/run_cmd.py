@@ -106,6 +106,10 @@ def _run(args: argparse.Namespace) -> int:
             except BaseException as exc:  # surfaced after the worker stops
                 failure.append(exc)
             finally:
+                try:  # the worker stops once it has read everything produced
+                    worker.stop_at = end_offsets(settings, bootstrap)
+                except Exception:  # it then stops when idle
+                    worker.stop_at = None
                 done.set()
 
         console.print(f"run {config.run_id}: {scenario.name} for {args.duration} at "
