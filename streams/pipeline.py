@@ -9,7 +9,9 @@ Ordering rule (what makes the fold deterministic whatever the interleaving of pa
   partitions this worker has seen, of the largest event time seen on each.
 - A record's tick is decided by :func:`twin.reducers.tick_time`: its event time, or for a
   reading that stands for an interval ending at ``ts_ns`` (telemetry, meters), the interval's
-  start. The watermark is measured the same way.
+  start. A telemetry partition's clock is the end (``ts_ns``) of the latest reading it
+  delivered: readings arrive in time order per partition, so every interval that ended by then
+  is in.
 - Records wait in a buffer until the watermark passes the end of the open tick plus
   ``lateness_ns``. Then every buffered record of that tick is folded: first the low-volume
   events sorted by (event time, topic, source, seq), then the telemetry messages in arrival
@@ -275,9 +277,11 @@ class Pipeline:
         offs = np.fromiter((r.offset for r in kept), np.int64, len(kept))
         self._tel.append(_Telemetry(batch, part, offs))
         self.stats.samples += batch.n_samples
-        # advance each partition's clock: max event time per partition (few partitions)
+        # advance each partition's clock: the latest sample end per partition (few partitions);
+        # a rack exporter sends its readings in time order, so a partition that delivered a
+        # reading ending at t delivered every reading of intervals that ended by t
         for p in np.unique(part).tolist():
-            t = int(telemetry_tick_times(batch)[part == p].max())
+            t = int(batch.ts_ns[part == p].max())
             if t > self._clock.get(p, -1):
                 self._clock[p] = t
         return dead
