@@ -16,10 +16,11 @@ Latency of a tick = arrival of the last of its KPI messages (one per scope kind:
 KPI set is visible) minus the send of the last telemetry message of the tick (the pipeline's
 bucketing, :func:`twin.reducers.telemetry_tick_times`: a message belongs to the tick its
 interval ``[ts_ns - interval_ns, ts_ns)`` starts in). It splits into the *event-time wait*
-(until every telemetry partition has been sent a message whose interval starts at or after tick
-end + lateness, which the watermark needs: with 1 Hz samples that is lateness + 1 s of event
-time after the tick's last message) and the *processing* after that message was sent (Kafka,
-Faust, decode, fold, the tick's kernels, DuckDB, publishing, the KPI consumer). The first
+(until every telemetry partition has been sent a reading that ends at or after tick end +
+lateness, which the watermark needs: a partition's clock is the end of its latest reading, so
+with 1 Hz samples that is about ``lateness`` after the tick's last message) and the
+*processing* after that message was sent (Kafka, Faust, decode, fold, the tick's kernels,
+DuckDB, publishing, the KPI consumer). The first
 ``--warmup`` ticks and the ticks closed by the end-of-input flush are left out.
 
 Run: ``.venv/bin/python bench/bench_latency.py [--quick] [--append]``; ``--help`` for options.
@@ -46,6 +47,7 @@ from streambench import (
     append_results,
     bench_broker,
     child_process,
+    code_revision,
     load_line,
     machine_info,
     sigterm_unwinds,
@@ -59,10 +61,12 @@ TARGET_P99_S = 2.0
 
 @dataclass(slots=True)
 class Sent:
-    """Telemetry sends: tick time (the start of the interval the message stands for, as the
-    pipeline buckets it), partition, monotonic send time (parallel lists)."""
+    """Telemetry sends (parallel lists): the start of the interval the message stands for (its
+    tick, as the pipeline buckets it), the interval's end (``ts_ns``: what advances the
+    partition's clock), the partition and the monotonic send time."""
 
-    ts_ns: list[int] = field(default_factory=list)
+    start_ns: list[int] = field(default_factory=list)
+    end_ns: list[int] = field(default_factory=list)
     partition: list[int] = field(default_factory=list)
     t: list[float] = field(default_factory=list)
 
@@ -93,8 +97,8 @@ class TimedSink:
             if topic == "facility.gpu":
                 now = time.monotonic()
                 head = orjson.loads(value)
-                # the tick decides by the interval's start (twin.reducers.telemetry_tick_times)
-                self.sent.ts_ns.append(int(head["ts_ns"]) - int(head["interval_ns"]))
+                self.sent.end_ns.append(int(head["ts_ns"]))
+                self.sent.start_ns.append(int(head["ts_ns"]) - int(head["interval_ns"]))
                 p = (self._murmur2(key) & 0x7FFFFFFF) % self._n_gpu if key else 0
                 self.sent.partition.append(p)
                 self.sent.t.append(now)
@@ -223,12 +227,13 @@ class TickLatency:
 def tick_latencies(
     sent: Sent, arrivals: dict[str, float], *, end_ns: int, tick_ns: int, lateness_ns: int
 ) -> TickLatency | None:
-    """The latency of one tick; None when no message of a later interval than end + lateness was
-    sent on some partition (the tick was closed by the end-of-input flush)."""
-    ts = np.asarray(sent.ts_ns, np.int64)
+    """The latency of one tick; None when no reading ending at or after end + lateness was sent
+    on some partition (the tick was closed by the end-of-input flush)."""
+    start = np.asarray(sent.start_ns, np.int64)
+    ts = np.asarray(sent.end_ns, np.int64)
     part = np.asarray(sent.partition, np.int64)
     t = np.asarray(sent.t, np.float64)
-    inside = (ts >= end_ns - tick_ns) & (ts < end_ns)
+    inside = (start >= end_ns - tick_ns) & (start < end_ns)
     if not inside.any():
         return None
     last_send = float(t[inside].max())
@@ -250,7 +255,10 @@ def tick_latencies(
 
 
 def _pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+    if not xs:
+        return float("nan")
+    v = float(np.percentile(np.asarray(xs), q))
+    return 0.0 if abs(v) < 0.005 else v  # no "-0.00 s" in the table
 
 
 def main() -> None:
@@ -292,6 +300,7 @@ def main() -> None:
     tag = f"{os.getpid()}-{int(time.time())}"
     tick_ns = round(args.tick * 1e9)
     load_start = load_line()
+    revision = code_revision()
     with sigterm_unwinds(), tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         with bench_broker(folder) as (settings, own):
@@ -327,7 +336,8 @@ def main() -> None:
         f"(`bench/bench_latency.py{' --quick' if args.quick else ''}`)",
         "",
         "Machine: " + "; ".join(info[:-1]) + f"; load average {load_start} at the start, "
-        f"{load_mid} at the end of the produce. Broker: {where}. {args.scenario} "
+        f"{load_mid} at the end of the produce. Code at {revision}. Broker: {where}. "
+        f"{args.scenario} "
         f"({result.stats.gpu_samples // max(1, round(result.stats.sim_seconds)):,} GPUs), "
         f"{duration:g} s of event time produced at {args.speed:g}x by the simulator "
         f"(kafka-python, linger 20 ms); ticks of {args.tick:g} s; {len(runs)} `twin worker` "
@@ -363,7 +373,7 @@ def main() -> None:
         "",
         f"Percentiles over {args.ticks} ticks at most per worker (numpy's linear interpolation: "
         "with ~30 ticks p99 is close to the maximum). The event-time wait is set by the "
-        "lateness and the 1 s sample period, not by the machine.",
+        "lateness and the pipeline's clock rule, not by the machine.",
         "",
     ]
     entry = "\n".join(lines)

@@ -51,6 +51,7 @@ from streambench import (
     append_results,
     bench_broker,
     child_process,
+    code_revision,
     load_line,
     machine_info,
     sigterm_unwinds,
@@ -638,7 +639,8 @@ def report(cases: list[Case], naive: dict[str, Any] | None, info: list[str], whe
         f"### {utc_now()}: one worker end to end (`bench/bench_worker.py"
         f"{' --quick' if args.quick else ''}`)",
         "",
-        "Machine: " + "; ".join(info) + f". Broker: {where}. Worker settings: tick "
+        "Machine: " + "; ".join(info) + f". Code at {args.revision}. Broker: {where}. "
+        f"Worker settings: tick "
         f"{args.tick:g} s, lateness {args.lateness:g} s, take_max {TAKE_MAX}, snapshots every 6 "
         "ticks with per-GPU rows.",
     ]
@@ -788,6 +790,7 @@ def main() -> None:
         args.naive_samples = min(args.naive_samples, 20_000)
     info = machine_info()
     print("\n".join(info), flush=True)
+    args.revision = code_revision()
     tag = f"{os.getpid()}-{int(time.time())}"
     cases: list[Case] = []
     naive = None

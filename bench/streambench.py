@@ -28,6 +28,7 @@ __all__ = [
     "append_results",
     "bench_broker",
     "child_process",
+    "code_revision",
     "load_line",
     "machine_info",
     "sigterm_unwinds",
@@ -47,6 +48,23 @@ the same run."""
 def machine_info() -> list[str]:
     """Platform, CPU model, cores, python and library versions, load average now."""
     return machine_lines(*STREAM_PACKAGES)
+
+
+def code_revision() -> str:
+    """The commit the benchmark ran (``+`` when streams/, twin/, schemas/ or sim/ differ)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+            check=True, timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "streams", "twin", "schemas", "sim"],
+            cwd=root, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
 
 
 def load_line() -> str:
