@@ -402,8 +402,3 @@ class Pipeline:
         # every record here is before the open tick's end, so fold_events closes nothing
         leftover = fold_events(self.state, todo)
         assert not leftover, "records past the open tick reached the fold"
-
-
-def records_from(items: Iterable[tuple[str, int, int, bytes | None, bytes | None]]) -> list[Record]:
-    """Build records from (topic, partition, offset, key, value) tuples."""
-    return [Record(*it) for it in items]
