@@ -33,6 +33,7 @@ $/PFLOP-h) are derived once, for all scopes together, from the summed quantities
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,7 +41,16 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.gpus import MODEL_NAMES
-from twin.results import KPI_COLUMNS, SCOPES, Ledger, ScopeTable, Stragglers, TickResult
+from twin.results import (
+    KPI_COLUMNS,
+    QUANTITIES,
+    SCOPES,
+    Ledger,
+    PartialTick,
+    ScopeTable,
+    Stragglers,
+    TickResult,
+)
 from twin.state import ACC_E, ACC_T, COUNTERS, Cat, Mode, TwinState
 
 __all__ = ["compute_tick"]
@@ -53,6 +63,8 @@ IP = npt.NDArray[np.intp]
 _J_PER_MWH: Final = 3.6e9
 _FLOP_PER_PFLOP_H: Final = 1e15 * 3600.0
 _HOURS_PER_MONTH: Final = 730.0
+_USD_PER_NS_MONTH: Final = 1e-9 / (_HOURS_PER_MONTH * 3600.0)  # $/ns from $/month
+_FEW_LEASES: Final = 16  # up to this many, per-lease arithmetic runs in Python floats
 
 # rows of the additive per-cell matrix
 (
@@ -68,7 +80,10 @@ _HOURS_PER_MONTH: Final = 730.0
     _STRAG_S,
     _REVENUE,
 ) = (0, 1, 7, 8, 9, 10, 11, 12, 13, 18, 19)
-_NQ: Final = 20
+_NQ: Final = len(QUANTITIES)
+_RACK: Final = SCOPES.index("rack")
+_GEN: Final = SCOPES.index("generation")
+_TENANT: Final = SCOPES.index("tenant")
 _COL: Final = {name: k for k, name in enumerate(KPI_COLUMNS)}
 
 
@@ -157,7 +172,10 @@ class _Plan:
     tenant: _Groups  # pairs -> tenants
     cell_lease1: IP  # lease of each cell + 1 (0: none)
     lease_gpus: F64  # GPUs each lease holds (cells' members)
+    rack_gpus: F64  # GPUs of each rack group (cells' members)
     names: tuple[tuple[str, ...], ...]  # ids of every scope, in SCOPES order
+    blocks: tuple[slice, ...]  # each scope's rows (SCOPES order) among all scope rows
+    gather: IP | None  # per scope row, the cell to take (racks: each one's first cell; else 0)
 
 
 def _plan(state: TwinState) -> _Plan:
@@ -206,6 +224,11 @@ def _plan(state: TwinState) -> _Plan:
         tuple(state.tenant_ids),
     )
     lease1 = (lease + 1).astype(np.intp)
+    blocks = _blocks(names)
+    gather = None
+    if rack.first is not None and n > 0:
+        gather = np.zeros(blocks[-1].stop, np.intp)
+        gather[blocks[_RACK]] = rack.first
     lease_gpus = np.bincount(lease1, state.cell_n[:n], minlength=state.n["lease"] + 1)[1:]
     plan = _Plan(
         rack,
@@ -220,7 +243,10 @@ def _plan(state: TwinState) -> _Plan:
         tenant,
         lease1,
         lease_gpus.astype(np.float64),
+        np.bincount(rack.group, state.cell_n[:n], minlength=racks.size).astype(np.float64),
         names,
+        blocks,
+        gather,
     )
     state.cache["plan"] = (key, plan)
     return plan
@@ -229,106 +255,186 @@ def _plan(state: TwinState) -> _Plan:
 def _cell_quantities(
     state: TwinState, plan: _Plan, start_ns: int, end_ns: int
 ) -> tuple[F64, F64, F64]:
-    """The additive per-cell matrix (``_NQ`` x cells), the FLOP carry, and per-lease revenue."""
+    """The additive per-cell matrix (``_NQ`` x cells), the FLOP carry, and per lease (2 x
+    leases) the revenue accrued and the part accrued holding no GPUs. Runs under
+    ``np.errstate(divide="ignore", invalid="ignore")`` (see :func:`compute_tick`)."""
     n = state.n["cell"]
     dt_ns = end_ns - start_ns
     acc = state.cell_acc[:, :n]
     t6 = acc[ACC_T : ACC_T + Cat.N]
-    e6 = acc[ACC_E : ACC_E + Cat.N] * 1e-6
-    observed = t6.sum(axis=0)
     q = np.empty((_NQ, n))
     gpu_ns = q[_GPU_NS]
     np.multiply(state.cell_n[:n], dt_ns, out=gpu_ns, casting="unsafe")
-    gpu_ns += state.cell_corr_ns[:n]
-    np.maximum(gpu_ns, 0.0, out=gpu_ns)
+    moved = bool(np.count_nonzero(state.cell_corr_ns[:n]))  # GPUs joined or left cells
+    if moved:
+        gpu_ns += state.cell_corr_ns[:n]
+        np.maximum(gpu_ns, 0.0, out=gpu_ns)
     # time: normalized to the cell's observed sample time, weighted by its GPU-time
-    seen = observed > 0
-    np.multiply(t6, np.divide(gpu_ns, observed, out=np.zeros(n), where=seen), out=q[_T0 : _T0 + 6])
-    if not seen.all():  # no sample covered the cell: fall back to its status
+    observed = np.add.reduce(t6, axis=0)
+    t = q[_T0 : _T0 + 6]
+    if np.count_nonzero(observed) == n:  # time is never negative
+        np.multiply(t6, np.divide(gpu_ns, observed), out=t)
+    else:  # no sample covered some cells: fall back to their status
+        seen = observed > 0
+        np.multiply(t6, np.divide(gpu_ns, observed, out=np.zeros(n), where=seen), out=t)
         blind = np.flatnonzero(~seen)
         mode = state.cell_mode[blind]
         row = np.where(mode == Mode.DOWN, 5, np.where(mode == Mode.UNALLOC, 4, 3))
         q[_T0 + row, blind] = gpu_ns[blind]
     # energy: board energy by category plus the share of the rack's non-GPU energy
-    board = q[_GPU_J]
-    np.sum(e6, axis=0, out=board)
-    n_racks = plan.rack_index.size
-    rack_board = np.bincount(plan.rack.group, board, minlength=n_racks)
-    rack_ns = np.bincount(plan.rack.group, gpu_ns, minlength=n_racks)
-    non_gpu = np.maximum(state.rack_pdu_j[plan.rack_index] - rack_board, 0.0)
-    non_gpu *= state.rack_pdu_seen[plan.rack_index]
-    per_rack = np.divide(non_gpu, rack_ns, out=np.zeros(rack_ns.size), where=rack_ns > 0)
-    per_ns = per_rack[plan.rack.group]
     ledger = q[_KERNEL : _KERNEL + 6]  # compute energy (kernel row, for now), strag, ... down
-    np.multiply(q[_T0 : _T0 + 6], per_ns, out=ledger)
-    ledger += e6
+    np.multiply(acc[ACC_E : ACC_E + Cat.N], 1e-6, out=ledger)
+    board = q[_GPU_J]
+    np.add.reduce(ledger, axis=0, out=board)
     it = q[_IT_J]
-    np.multiply(per_ns, gpu_ns, out=it)
-    it += board
+    if np.count_nonzero(state.rack_pdu_seen[: state.n["rack"]]):
+        group = plan.rack.group
+        n_racks = plan.rack_index.size
+        rack_ns: F64
+        if moved:
+            rack_ns = np.bincount(group, gpu_ns, minlength=n_racks).astype(np.float64, copy=False)
+        else:
+            rack_ns = plan.rack_gpus * float(dt_ns)
+        # a rack without a PDU reading has rack_pdu_j 0 (both reset together), so none here
+        non_gpu = np.take(state.rack_pdu_j, plan.rack_index)
+        non_gpu -= np.bincount(group, board, minlength=n_racks)
+        np.maximum(non_gpu, 0.0, out=non_gpu)
+        # per GPU-ns; GPU-time is whole ns, so a rack without any has none to share it with
+        non_gpu /= np.maximum(rack_ns, 1.0, out=rack_ns)
+        per_ns = np.take(non_gpu, group)
+        ledger += np.multiply(t, per_ns)
+        np.multiply(per_ns, gpu_ns, out=it)
+        it += board
+    else:
+        it[:] = board
     # credited FLOPs, capped at peak with carry; useful energy
     peak = q[_PEAK]
     np.multiply(state.cell_peak[:n], gpu_ns, out=peak)
     peak *= 1e-9
-    avail = state.cell_flops[:n] + state.cell_carry[:n]
+    carry = state.cell_flops[:n] + state.cell_carry[:n]
     flops = q[_FLOPS]
-    np.minimum(avail, peak, out=flops)
-    carry = avail - flops
+    np.minimum(carry, peak, out=flops)
+    carry -= flops
     useful = q[_USEFUL]
-    np.divide(flops, peak, out=useful, where=peak > 0)
-    useful[peak <= 0] = 0.0
+    np.maximum(peak, 1e-300, out=useful)  # flops <= peak, so a zero peak gives 0 / tiny = 0
+    np.divide(flops, useful, out=useful)
     useful *= it
     q[_KERNEL] -= useful
     q[_STRAG_S] = state.cell_strag_s[:n]
-    revenue, lease_rev = _revenue(state, plan, start_ns, end_ns, gpu_ns)
-    if revenue is None:
-        q[_REVENUE] = 0.0
-    else:
-        q[_REVENUE] = revenue
+    lease_rev = _revenue(
+        state, plan, start_ns, end_ns, gpu_ns=gpu_ns, moved=moved, per_cell=q[_REVENUE]
+    )
     return q, carry, lease_rev
 
 
 def _revenue(
-    state: TwinState, plan: _Plan, start_ns: int, end_ns: int, gpu_ns: F64
-) -> tuple[F64 | None, F64]:
-    """Lease revenue over the tick spread over each lease's GPU-time: per cell (None: no
-    leases), and per lease as (accrued, accrued by leases holding no GPUs)."""
+    state: TwinState,
+    plan: _Plan,
+    start_ns: int,
+    end_ns: int,
+    *,
+    gpu_ns: F64,
+    moved: bool,
+    per_cell: F64,
+) -> F64:
+    """Lease revenue over the tick spread over each lease's GPU-time: per cell (into
+    ``per_cell``), and per lease as (accrued, accrued by leases holding no GPUs)."""
     n_lease = state.n["lease"]
     if n_lease == 0:
-        return None, np.zeros((2, 0))
-    lo = np.maximum(state.lease_start_ns[:n_lease], start_ns)
-    hi = np.minimum(state.lease_eff_end_ns[:n_lease], end_ns)
-    out = np.empty((2, n_lease))
-    rev = out[0]
-    np.subtract(hi, lo, out=rev, casting="unsafe")
-    np.maximum(rev, 0.0, out=rev)
-    rev *= state.lease_usd_per_month[:n_lease]
-    rev *= 1e-9 / (_HOURS_PER_MONTH * 3600.0)
-    lease_ns: F64
-    if state.cell_corr_ns[: gpu_ns.shape[0]].any():  # GPUs moved during the tick
+        per_cell.fill(0.0)
+        return np.zeros((2, 0))
+    if moved:
         counted = np.bincount(plan.cell_lease1, gpu_ns, minlength=n_lease + 1)[1:]
         lease_ns = counted.astype(np.float64, copy=False)
     else:
         lease_ns = plan.lease_gpus[:n_lease] * float(end_ns - start_ns)
-    held = lease_ns > 0
+    out = np.empty((2, n_lease))
     per = np.zeros(n_lease + 1)  # per[0]: no lease
-    np.divide(rev, lease_ns, out=per[1:], where=held)
-    np.multiply(rev, ~held, out=out[1])
-    return per[plan.cell_lease1] * gpu_ns, out
+    if n_lease <= _FEW_LEASES:  # the same arithmetic in Python floats: fewer numpy calls
+        usd = state.lease_usd_per_month[:n_lease].tolist()
+        los = state.lease_start_ns[:n_lease].tolist()
+        his = state.lease_eff_end_ns[:n_lease].tolist()
+        held_ns = lease_ns.tolist()
+        revs, lost, pers = [], [], [0.0]
+        for k in range(n_lease):
+            rev = float(min(his[k], end_ns) - max(los[k], start_ns))
+            rev = max(rev, 0.0) * usd[k]
+            rev *= _USD_PER_NS_MONTH
+            revs.append(rev)
+            lost.append(0.0 if held_ns[k] > 0 else rev)
+            pers.append(rev / held_ns[k] if held_ns[k] > 0 else 0.0)
+        out[0] = revs
+        out[1] = lost
+        per[:] = pers
+    else:
+        lo = np.maximum(state.lease_start_ns[:n_lease], start_ns)
+        hi = np.minimum(state.lease_eff_end_ns[:n_lease], end_ns)
+        rev = out[0]
+        np.subtract(hi, lo, out=rev, casting="unsafe")
+        np.maximum(rev, 0.0, out=rev)
+        rev *= state.lease_usd_per_month[:n_lease]
+        rev *= _USD_PER_NS_MONTH
+        held = lease_ns > 0
+        np.divide(rev, lease_ns, out=per[1:], where=held)
+        np.multiply(rev, ~held, out=out[1])
+    np.multiply(np.take(per, plan.cell_lease1), gpu_ns, out=per_cell)
+    return out
 
 
-def _derive(s: F64, dt_ns: float, overhead_ratio: float, price: float, m_ref: float) -> F64:
-    """KPI_COLUMNS rows from summed quantities ``s`` (``_NQ`` x rows). No Python per row."""
+def _scope_sums(plan: _Plan, q: F64) -> F64:
+    """The per-cell matrix ``q`` summed per scope row (``_NQ`` x rows, SCOPES order). Racks
+    are gathered straight into their rows of the output (other rows are filled after)."""
+    blocks = plan.blocks
+    rows = blocks[-1].stop
+    if plan.gather is None:
+        s = np.empty((_NQ, rows))
+        racks = s[:, blocks[_RACK]]
+        racks[:] = plan.rack.sum(q)
+    else:
+        s = np.take(q, plan.gather, axis=1)
+        at = blocks[_RACK].start
+        for items, groups in plan.rack.layers:
+            s[:, at + groups] += np.take(q, items, axis=1)
+        racks = s[:, blocks[_RACK]]
+    facility, campuses, halls, _, gens, jobs, tenants = (s[:, b] for b in blocks)
+    hall_gens = plan.hall_gen.sum(racks)
+    halls[:] = plan.hall.sum(hall_gens)
+    gens[:] = plan.gen.sum(hall_gens)
+    campuses[:] = plan.campus.sum(halls)
+    np.add.reduce(campuses, axis=1, keepdims=True, out=facility)
+    pairs = plan.pair.sum(q)
+    jobs[:] = plan.job.sum(pairs[:, plan.job_pairs])
+    # every registered tenant gets a row
+    tenants[:] = 0.0
+    tenants[:, plan.tenant.ids] = plan.tenant.sum(pairs)
+    return s
+
+
+def _derive(
+    s: F64,
+    dt_ns: float,
+    *,
+    overhead_ratio: float,
+    price: float,
+    m_ref: float,
+    lost: F64,
+    tenant_rows: slice,
+) -> F64:
+    """KPI_COLUMNS rows from summed quantities ``s`` (``_NQ`` x rows, facility first); ``lost``
+    is the revenue of leases holding no GPUs, per tenant row. No Python per row. Runs under
+    ``np.errstate(divide="ignore", invalid="ignore")``: ratios of empty rows are NaN."""
     k = s.shape[1]
     out = np.empty((len(KPI_COLUMNS), k))
     gpu_ns = s[_GPU_NS]
     np.multiply(gpu_ns, 1.0 / dt_ns, out=out[_COL["gpus"]])
-    inv_ns = np.divide(1.0, gpu_ns, out=np.full(k, np.nan), where=gpu_ns > 0)
-    np.multiply(s[_T0 : _T0 + 6], inv_ns, out=out[_COL["compute"] : _COL["down"] + 1])
+    # time by category is 0 where GPU-time is: 0 x inf = NaN
+    np.multiply(
+        s[_T0 : _T0 + 6], np.divide(1.0, gpu_ns), out=out[_COL["compute"] : _COL["down"] + 1]
+    )
     # flops <= peak always (credit is capped), so a zero peak gives 0 / tiny = 0
     mfu = out[_COL["mfu"]]
     np.divide(s[_FLOPS], np.maximum(s[_PEAK], 1e-300), out=mfu)
-    out[_COL["flops"] : _COL["peak_flops"] + 1] = s[_FLOPS : _PEAK + 1]
-    out[_COL["gpu_energy_j"] : _COL["it_energy_j"] + 1] = s[_GPU_J : _IT_J + 1]
+    out[_COL["flops"] : _COL["it_energy_j"] + 1] = s[_FLOPS : _IT_J + 1]
     it = out[_COL["it_energy_j"]]
     overhead = out[_COL["overhead_j"]]
     np.multiply(it, overhead_ratio, out=overhead)
@@ -345,93 +451,186 @@ def _derive(s: F64, dt_ns: float, overhead_ratio: float, price: float, m_ref: fl
     np.multiply(energy, price / _J_PER_MWH, out=usd)
     revenue = out[_COL["revenue_usd"]]
     revenue[:] = s[_REVENUE]
+    if np.count_nonzero(lost):  # revenue of leases holding no GPUs goes to their tenants
+        revenue[0] += lost.sum()
+        revenue[tenant_rows] += lost
     pflop_h = out[_COL["useful_pflop_h"]]
     np.multiply(s[_FLOPS], 1.0 / _FLOP_PER_PFLOP_H, out=pflop_h)
-    inv_h = np.divide(1.0, pflop_h, out=np.full(k, np.nan), where=pflop_h > 0)
-    np.multiply(revenue, inv_h, out=out[_COL["usd_per_useful_pflop_h"]])
-    np.multiply(usd, inv_h, out=out[_COL["energy_usd_per_useful_pflop_h"]])
+    # 1 / pflop_h where positive, NaN where 0: (0 / 0) / 0
+    inv_h = np.divide(pflop_h, pflop_h)
+    np.divide(inv_h, pflop_h, out=inv_h)
+    # rows revenue_usd, energy_usd (reversed) -> usd_per_useful..., energy_usd_per_useful...
+    np.multiply(
+        out[_COL["revenue_usd"] : _COL["energy_usd"] - 1 : -1],
+        inv_h,
+        out=out[_COL["usd_per_useful_pflop_h"] : _COL["energy_usd_per_useful_pflop_h"] + 1],
+    )
     out[_COL["straggler_cost_gpu_s"]] = s[_STRAG_S]
     return out
 
 
-def _stragglers(state: TwinState, gens: F64, gen_ids: I64) -> Stragglers:
-    """Top GPUs and racks come ranked from the fold (:func:`twin.jobs.top_costs`)."""
-    order = np.argsort(-gens, kind="stable")
-    order = order[gens[order] > 0][: state.top_n]
-    racks = state.strag_top_racks
-    return Stragglers(
-        gpu_index=state.strag_top.copy(),
-        gpu_cost_gpu_s=state.gpu_strag_s[state.strag_top],
-        rack_ids=tuple(state.rack_ids[int(r)] for r in racks),
-        rack_cost_gpu_s=state.rack_strag_s[racks],
-        generation_ids=tuple(MODEL_NAMES[int(g)] for g in gen_ids[order]),
-        generation_cost_gpu_s=gens[order],
+def _owned_racks(state: TwinState, racks: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    n_rack = state.n["rack"]
+    owned = np.asarray(racks)
+    if owned.dtype != np.bool_ or owned.shape != (n_rack,):
+        raise ValueError(
+            f"racks must be a bool array over the state's {n_rack} racks, "
+            f"got {owned.dtype} of shape {owned.shape}"
+        )
+    return owned
+
+
+def _top(costs: F64, owned: npt.NDArray[np.bool_], n: int) -> I32:
+    """The ``n`` owned items of highest positive cost, ties to the lowest index (the rule of
+    :func:`twin.jobs.top_costs`)."""
+    cand = np.flatnonzero(owned & (costs > 0))
+    order = np.lexsort((cand, -costs[cand]))[:n]
+    out: I32 = cand[order].astype(np.int32)
+    return out
+
+
+def _partial(
+    state: TwinState,
+    plan: _Plan,
+    start_ns: int,
+    end_ns: int,
+    *,
+    sums: F64,
+    lease_lost: F64,
+    owned: npt.NDArray[np.bool_] | None,
+) -> PartialTick:
+    n_tenant = len(plan.names[-1])
+    lost: F64
+    if np.count_nonzero(lease_lost):
+        n_lease = state.n["lease"]
+        lost = np.bincount(state.lease_tenant[:n_lease], lease_lost, minlength=n_tenant).astype(
+            np.float64, copy=False
+        )
+    else:
+        lost = np.zeros(n_tenant)
+    gpus, racks = state.strag_top, state.strag_top_racks
+    if owned is not None:  # the top lists of the owned racks
+        if not owned[state.gpu_rack[gpus]].all():
+            n_gpu = state.n["gpu"]
+            rack_of = state.gpu_rack[:n_gpu]
+            gpus = _top(state.gpu_strag_s[:n_gpu], (rack_of >= 0) & owned[rack_of], state.top_n)
+        if not owned[racks].all():
+            racks = _top(state.rack_strag_s[: state.n["rack"]], owned, state.top_n)
+    return PartialTick(
+        start_ns=start_ns,
+        end_ns=end_ns,
+        ids=plan.names,
+        quantities=QUANTITIES,
+        sums=sums,
+        lost_revenue_usd=lost,
+        meter_total_j=state.meter_total_j,
+        meter_it_j=state.meter_it_j,
+        usd_per_mwh=state.usd_per_mwh,
+        m_ref=state.m_ref,
+        top_n=state.top_n,
+        straggler_gpu_index=gpus.copy(),
+        straggler_gpu_cost_gpu_s=state.gpu_strag_s[gpus],
+        straggler_rack_ids=tuple([state.rack_ids[r] for r in racks.tolist()]),
+        straggler_rack_index=racks.copy(),
+        straggler_rack_cost_gpu_s=state.rack_strag_s[racks],
+        counts=dict(zip(COUNTERS, state.tick_counts.tolist(), strict=True)),
     )
 
 
-def compute_tick(state: TwinState, start_ns: int, end_ns: int) -> tuple[TickResult, F64, F64]:
-    """All KPIs of the open tick as if it closed at ``end_ns``. Pure: reads the state only
-    (apart from its plan cache). Returns the result, the per-cell FLOP carry and the revenue
-    each lease accrued in the tick."""
-    dt_ns = float(end_ns - start_ns)
-    plan = _plan(state)
-    q, carry, lease_rev = _cell_quantities(state, plan, start_ns, end_ns)
-    racks = plan.rack.sum(q)
-    hall_gens = plan.hall_gen.sum(racks)
-    halls = plan.hall.sum(hall_gens)
-    gens = plan.gen.sum(hall_gens)
-    campuses = plan.campus.sum(halls)
-    facility = campuses.sum(axis=1, keepdims=True)
-    pairs = plan.pair.sum(q)
-    jobs = plan.job.sum(pairs[:, plan.job_pairs])
-    # every registered tenant gets a row; revenue of leases holding no GPUs goes to its tenant
-    n_tenant = state.n["tenant"]
-    tenants = np.zeros((_NQ, n_tenant))
-    tenants[:, plan.tenant.ids] = plan.tenant.sum(pairs)
-    lost = lease_rev[1]
-    if lost.any():
-        n_lease = state.n["lease"]
-        tenants[_REVENUE] += np.bincount(state.lease_tenant[:n_lease], lost, minlength=n_tenant)
-        facility[_REVENUE] += lost.sum()
-    meter_total, meter_it = state.meter_total_j, state.meter_it_j
-    overhead = max(meter_total - meter_it, 0.0)
-    it_total = float(facility[_IT_J, 0])
+def _blocks(ids: tuple[tuple[str, ...], ...]) -> tuple[slice, ...]:
+    bounds = np.cumsum([0] + [len(block) for block in ids]).tolist()
+    return tuple(slice(a, b) for a, b in itertools.pairwise(bounds))
+
+
+def _result(p: PartialTick, blocks: tuple[slice, ...] | None = None) -> TickResult:
+    """Every KPI of every scope, the ledger and the rankings, from a partial's sums. Runs under
+    ``np.errstate(divide="ignore", invalid="ignore")``."""
+    dt_ns = float(p.end_ns - p.start_ns)
+    s = p.sums
+    overhead = max(p.meter_total_j - p.meter_it_j, 0.0)
+    it_total = float(s[_IT_J, 0])
     ratio = overhead / it_total if it_total > 0 else 0.0
-    blocks = (facility, campuses, halls, racks, gens, jobs, tenants)
-    derived = _derive(np.concatenate(blocks, axis=1), dt_ns, ratio, state.usd_per_mwh, state.m_ref)
+    tables: dict[str, ScopeTable] = {}
+    blocks = _blocks(p.ids) if blocks is None else blocks
+    derived = _derive(
+        s,
+        dt_ns,
+        overhead_ratio=ratio,
+        price=p.usd_per_mwh,
+        m_ref=p.m_ref,
+        lost=p.lost_revenue_usd,
+        tenant_rows=blocks[_TENANT],
+    )
     if it_total <= 0:
         derived[_COL["overhead_j"], 0] = overhead
         derived[_COL["energy_j"], 0] = overhead
-    names = plan.names
-    tables: dict[str, ScopeTable] = {}
-    at = 0
-    for scope, ids in zip(SCOPES, names, strict=True):
-        tables[scope] = ScopeTable(scope, ids, derived[:, at : at + len(ids)])
-        at += len(ids)
-    f = facility[:, 0]
+    for scope, ids, rows in zip(SCOPES, p.ids, blocks, strict=True):
+        tables[scope] = ScopeTable(scope, ids, derived[:, rows])
+    f = s[:, 0].tolist()
     ledger = Ledger(
         facility_j=it_total + overhead,
-        useful_j=float(f[_USEFUL]),
-        kernel_inefficiency_j=float(f[_KERNEL]),
-        straggler_wait_j=float(f[_E0]),
-        comm_stall_j=float(f[_E0 + 1]),
-        allocated_idle_j=float(f[_E0 + 2]),
-        unallocated_j=float(f[_E0 + 3]),
-        down_j=float(f[_E0 + 4]),
+        useful_j=f[_USEFUL],
+        kernel_inefficiency_j=f[_KERNEL],
+        straggler_wait_j=f[_E0],
+        comm_stall_j=f[_E0 + 1],
+        allocated_idle_j=f[_E0 + 2],
+        unallocated_j=f[_E0 + 3],
+        down_j=f[_E0 + 4],
         overhead_j=overhead,
         it_j=it_total,
-        meter_total_j=meter_total,
-        meter_it_j=meter_it,
+        meter_total_j=p.meter_total_j,
+        meter_it_j=p.meter_it_j,
     )
-    result = TickResult(
-        start_ns=start_ns,
-        end_ns=end_ns,
+    # generations ranked by straggler cost (ties: in scope order), positive costs only
+    gens = s[_STRAG_S, blocks[_GEN]].tolist()
+    order = sorted(range(len(gens)), key=lambda g: -gens[g])
+    order = [g for g in order if gens[g] > 0][: p.top_n]
+    gen_ids = p.ids[_GEN]
+    stragglers = Stragglers(
+        gpu_index=p.straggler_gpu_index,
+        gpu_cost_gpu_s=p.straggler_gpu_cost_gpu_s,
+        rack_ids=p.straggler_rack_ids,
+        rack_cost_gpu_s=p.straggler_rack_cost_gpu_s,
+        generation_ids=tuple([gen_ids[g] for g in order]),
+        generation_cost_gpu_s=np.array([gens[g] for g in order], dtype=np.float64),
+    )
+    return TickResult(
+        start_ns=p.start_ns,
+        end_ns=p.end_ns,
         dt_s=dt_ns * 1e-9,
-        usd_per_mwh=state.usd_per_mwh,
-        m_ref=state.m_ref,
+        usd_per_mwh=p.usd_per_mwh,
+        m_ref=p.m_ref,
         scopes=tables,
         ledger=ledger,
-        stragglers=_stragglers(state, gens[_STRAG_S], plan.gen.ids),
-        counts=dict(zip(COUNTERS, (int(c) for c in state.tick_counts), strict=True)),
+        stragglers=stragglers,
+        counts=p.counts,
+        partial=p,
     )
+
+
+def compute_tick(
+    state: TwinState,
+    start_ns: int,
+    end_ns: int,
+    racks: npt.NDArray[np.bool_] | None = None,
+) -> tuple[TickResult, F64, F64]:
+    """All KPIs of the open tick as if it closed at ``end_ns``. Pure: reads the state only
+    (apart from its plan cache). Returns the result, the per-cell FLOP carry and the revenue
+    each lease accrued in the tick.
+
+    ``racks``: a bool array over the state's racks, the racks this worker owns (None: all).
+    Cells of other racks add nothing to any scope's sums; the carry and lease revenue are
+    those of every cell, as without ``racks``. The result's ``partial`` is what
+    :func:`merge_partials` merges with the other workers' partials."""
+    owned = None if racks is None else _owned_racks(state, racks)
+    plan = _plan(state)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q, carry, lease_rev = _cell_quantities(state, plan, start_ns, end_ns)
+        if owned is not None:
+            q *= owned[state.cell_rack[: state.n["cell"]]]
+        sums = _scope_sums(plan, q)
+        partial = _partial(
+            state, plan, start_ns, end_ns, sums=sums, lease_lost=lease_rev[1], owned=owned
+        )
+        result = _result(partial, plan.blocks)
     return result, carry, lease_rev[0]
