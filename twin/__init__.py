@@ -6,17 +6,29 @@ Never imports faust, kafka, aiokafka or duckdb, and never touches the filesystem
 from __future__ import annotations
 
 from twin.checksum import state_checksum
+from twin.kernels import merge_partials
 from twin.reducers import apply
-from twin.results import KPI_COLUMNS, SCOPES, Ledger, ScopeTable, Stragglers, TickResult
+from twin.results import (
+    KPI_COLUMNS,
+    QUANTITIES,
+    SCOPES,
+    Ledger,
+    PartialTick,
+    ScopeTable,
+    Stragglers,
+    TickResult,
+)
 from twin.scoring import EstimatorScore, kpi_rows, score_estimates
 from twin.state import TwinState
 from twin.ticks import close_tick, fold_events
 
 __all__ = [
     "KPI_COLUMNS",
+    "QUANTITIES",
     "SCOPES",
     "EstimatorScore",
     "Ledger",
+    "PartialTick",
     "ScopeTable",
     "Stragglers",
     "TickResult",
@@ -25,6 +37,7 @@ __all__ = [
     "close_tick",
     "fold_events",
     "kpi_rows",
+    "merge_partials",
     "score_estimates",
     "state_checksum",
 ]

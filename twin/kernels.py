@@ -34,6 +34,7 @@ $/PFLOP-h) are derived once, for all scopes together, from the summed quantities
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -53,7 +54,7 @@ from twin.results import (
 )
 from twin.state import ACC_E, ACC_T, COUNTERS, Cat, Mode, TwinState
 
-__all__ = ["compute_tick"]
+__all__ = ["compute_tick", "merge_partials"]
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -150,11 +151,11 @@ class _Groups:
         if self.starts.size == 0:
             return np.zeros((q.shape[0], 0))
         if self.first is not None:
-            out = np.take(q, self.first, axis=1)
+            out = q.take(self.first, axis=1, mode="wrap")
             for items, groups in self.layers:
-                out[:, groups] += np.take(q, items, axis=1)
+                out[:, groups] += q.take(items, axis=1, mode="wrap")
             return out
-        data = q if self.perm is None else np.take(q, self.perm, axis=1)
+        data = q if self.perm is None else q.take(self.perm, axis=1, mode="wrap")
         return np.add.reduceat(data, self.starts, axis=1)
 
 
@@ -296,12 +297,12 @@ def _cell_quantities(
         else:
             rack_ns = plan.rack_gpus * float(dt_ns)
         # a rack without a PDU reading has rack_pdu_j 0 (both reset together), so none here
-        non_gpu = np.take(state.rack_pdu_j, plan.rack_index)
+        non_gpu = state.rack_pdu_j.take(plan.rack_index, mode="wrap")
         non_gpu -= np.bincount(group, board, minlength=n_racks)
         np.maximum(non_gpu, 0.0, out=non_gpu)
         # per GPU-ns; GPU-time is whole ns, so a rack without any has none to share it with
         non_gpu /= np.maximum(rack_ns, 1.0, out=rack_ns)
-        per_ns = np.take(non_gpu, group)
+        per_ns = non_gpu.take(group, mode="wrap")
         ledger += np.multiply(t, per_ns)
         np.multiply(per_ns, gpu_ns, out=it)
         it += board
@@ -377,7 +378,7 @@ def _revenue(
         held = lease_ns > 0
         np.divide(rev, lease_ns, out=per[1:], where=held)
         np.multiply(rev, ~held, out=out[1])
-    np.multiply(np.take(per, plan.cell_lease1), gpu_ns, out=per_cell)
+    np.multiply(per.take(plan.cell_lease1, mode="wrap"), gpu_ns, out=per_cell)
     return out
 
 
@@ -391,10 +392,10 @@ def _scope_sums(plan: _Plan, q: F64) -> F64:
         racks = s[:, blocks[_RACK]]
         racks[:] = plan.rack.sum(q)
     else:
-        s = np.take(q, plan.gather, axis=1)
+        s = q.take(plan.gather, axis=1, mode="wrap")
         at = blocks[_RACK].start
         for items, groups in plan.rack.layers:
-            s[:, at + groups] += np.take(q, items, axis=1)
+            s[:, at + groups] += q.take(items, axis=1, mode="wrap")
         racks = s[:, blocks[_RACK]]
     facility, campuses, halls, _, gens, jobs, tenants = (s[:, b] for b in blocks)
     hall_gens = plan.hall_gen.sum(racks)
@@ -634,3 +635,125 @@ def compute_tick(
         )
         result = _result(partial, plan.blocks)
     return result, carry, lease_rev[0]
+
+
+def _aligned_sums(p: PartialTick) -> F64:
+    """``p.sums`` with its rows in QUANTITIES order."""
+    if p.quantities == QUANTITIES:
+        return p.sums
+    missing = [name for name in QUANTITIES if name not in p.quantities]
+    if missing:
+        raise ValueError(f"partial tick lacks the quantities {missing}")
+    out: F64 = p.sums[[p.quantities.index(name) for name in QUANTITIES]]
+    return out
+
+
+def _union_ids(
+    partials: Sequence[PartialTick],
+) -> tuple[tuple[tuple[str, ...], ...], list[IP]]:
+    """Each scope's ids over all partials (the first partial's order, then new ids in the
+    order they appear), and per partial the merged row of each of its rows."""
+    first = partials[0].ids
+    if all(p.ids == first for p in partials):
+        return first, []
+    merged: list[dict[str, int]] = [{} for _ in SCOPES]
+    for p in partials:
+        if len(p.ids) != len(SCOPES):
+            raise ValueError(f"partial tick has {len(p.ids)} scope kinds, not {len(SCOPES)}")
+        for index, ids in zip(merged, p.ids, strict=True):
+            for scope_id in ids:
+                index.setdefault(scope_id, len(index))
+    offsets = np.cumsum([0] + [len(index) for index in merged]).tolist()
+    rows: list[IP] = []
+    for p in partials:
+        cols = [
+            np.fromiter((at + index[i] for i in ids), np.intp, len(ids))
+            for at, index, ids in zip(offsets, merged, p.ids, strict=False)
+        ]
+        rows.append(np.concatenate(cols))
+    return tuple(tuple(index) for index in merged), rows
+
+
+def merge_partials(partials: Sequence[PartialTick]) -> TickResult:
+    """The facility's tick from the partial ticks of workers owning disjoint sets of racks
+    (see the module docstring). Rows are matched by (scope, id) and their quantities summed;
+    the fields every worker shares are taken once, from the first partial: the facility meter
+    (hence the overhead), the price, ``m_ref``, the revenue of leases holding no GPUs and the
+    ``events`` counter. The other counters ("messages", "samples", "duplicates", "late",
+    "unknown") are summed: telemetry's are exact; low-volume events' duplicates, late events
+    and unknown references count once per worker. The straggler top lists are the union of
+    the partials' lists, re-ranked (highest cost first, ties to the lowest index) and cut to
+    the largest ``top_n``; a GPU or rack listed by several partials has its costs summed.
+    Raises ValueError when the partials are not of the same tick."""
+    if not partials:
+        raise ValueError("no partial ticks to merge")
+    first = partials[0]
+    for p in partials[1:]:
+        if (p.start_ns, p.end_ns) != (first.start_ns, first.end_ns):
+            raise ValueError(
+                "partial ticks of different ticks cannot be merged: "
+                f"[{first.start_ns}, {first.end_ns}) and [{p.start_ns}, {p.end_ns})"
+            )
+    ids, rows = _union_ids(partials)
+    if rows:
+        sums = np.zeros((_NQ, sum(len(block) for block in ids)))
+        for p, cols in zip(partials, rows, strict=True):
+            sums[:, cols] += _aligned_sums(p)
+        tenant_rows = rows[0][_blocks(first.ids)[_TENANT]]
+        lost = np.zeros(len(ids[_TENANT]))
+        lost[tenant_rows - _blocks(ids)[_TENANT].start] = first.lost_revenue_usd
+    else:
+        sums = _aligned_sums(first).copy()
+        for p in partials[1:]:
+            sums += _aligned_sums(p)
+        lost = first.lost_revenue_usd
+    top_n = max(p.top_n for p in partials)
+    gpu, gpu_cost = _merge_top(
+        [p.straggler_gpu_index for p in partials],
+        [p.straggler_gpu_cost_gpu_s for p in partials],
+        top_n,
+    )
+    rack_names: dict[int, str] = {}
+    for p in partials:
+        rack_names.update(zip(p.straggler_rack_index.tolist(), p.straggler_rack_ids, strict=True))
+    rack, rack_cost = _merge_top(
+        [p.straggler_rack_index for p in partials],
+        [p.straggler_rack_cost_gpu_s for p in partials],
+        top_n,
+    )
+    counts = {name: sum(p.counts.get(name, 0) for p in partials) for name in first.counts}
+    if "events" in counts:
+        counts["events"] = first.counts["events"]
+    merged = PartialTick(
+        start_ns=first.start_ns,
+        end_ns=first.end_ns,
+        ids=ids,
+        quantities=QUANTITIES,
+        sums=sums,
+        lost_revenue_usd=lost,
+        meter_total_j=first.meter_total_j,
+        meter_it_j=first.meter_it_j,
+        usd_per_mwh=first.usd_per_mwh,
+        m_ref=first.m_ref,
+        top_n=top_n,
+        straggler_gpu_index=gpu,
+        straggler_gpu_cost_gpu_s=gpu_cost,
+        straggler_rack_ids=tuple([rack_names[r] for r in rack.tolist()]),
+        straggler_rack_index=rack,
+        straggler_rack_cost_gpu_s=rack_cost,
+        counts=counts,
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _result(merged)
+
+
+def _merge_top(index: list[I32], cost: list[F64], n: int) -> tuple[I32, F64]:
+    """Union of ranked top lists, re-ranked: highest cost first, ties to the lowest index."""
+    idx = np.concatenate(index).astype(np.int64)
+    costs = np.concatenate(cost).astype(np.float64)
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    if uniq.size < idx.size:  # listed by several partials: add their costs
+        costs = np.bincount(inverse, costs, minlength=uniq.size).astype(np.float64, copy=False)
+        idx = uniq
+    order = np.lexsort((idx, -costs))[:n]
+    return idx[order].astype(np.int32), costs[order]

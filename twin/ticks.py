@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from twin.batches import Batch, TelemetryBatch
 from twin.cells import compact_cells, refresh_dirty_jobs
@@ -27,9 +28,17 @@ from twin.telemetry import accept_messages, fold_telemetry
 __all__ = ["close_tick", "fold_events"]
 
 
-def close_tick(state: TwinState, end_ns: int | None = None) -> TickResult:
+def close_tick(
+    state: TwinState, end_ns: int | None = None, racks: npt.NDArray[np.bool_] | None = None
+) -> TickResult:
     """Close the open tick at ``end_ns`` (default: its scheduled end): run every kernel, roll the
-    cumulative ledgers forward, reset the accumulators, and open the next tick at ``end_ns``."""
+    cumulative ledgers forward, reset the accumulators, and open the next tick at ``end_ns``.
+
+    ``racks``: the racks this worker owns (a bool array over the state's racks; None: all).
+    The result then holds the owned racks' sums only (its ``partial`` is what
+    :func:`twin.kernels.merge_partials` merges); the state evolves exactly as without
+    ``racks`` (FLOP carry, lease revenue, cumulative money per tenant, resets), which takes a
+    second, whole-facility run of the kernels for the tenants' cumulative money."""
     if state.tick_start_ns < 0:
         raise ValueError("no tick is open: fold an event first")
     start = state.tick_start_ns
@@ -37,10 +46,11 @@ def close_tick(state: TwinState, end_ns: int | None = None) -> TickResult:
     if end <= start:
         raise ValueError(f"tick end {end} is not after its start {start}")
     refresh_dirty_jobs(state)
-    result, carry, lease_revenue = compute_tick(state, start, end)
+    result, carry, lease_revenue = compute_tick(state, start, end, racks)
     n_cell, n_lease = state.n["cell"], state.n["lease"]
     # cumulative money per tenant and lease
-    tenants = result.scopes["tenant"]
+    whole = result if racks is None else compute_tick(state, start, end)[0]
+    tenants = whole.scopes["tenant"]
     n_tenant = len(tenants.ids)
     state.tenant_revenue_usd[:n_tenant] += tenants.column("revenue_usd")
     state.tenant_energy_usd[:n_tenant] += tenants.column("energy_usd")
