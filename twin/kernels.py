@@ -25,10 +25,34 @@ exact. Every identity of the ledger holds either way.
 
 Scopes: one additive (quantities x cells) matrix, summed without per-GPU work. Cells are kept
 sorted by (tenant, job, topology), so (tenant, job) pairs are runs (one ``np.add.reduceat``),
-and jobs and tenants are tiny sums of pairs; racks are one gather of each rack's first cell plus
-a gather-add per extra cell, taken in topology order so (hall, generation) groups, halls and
-campuses are runs again. Orders are cached until the cells change. Ratios (fractions, MFU,
-$/PFLOP-h) are derived once, for all scopes together, from the summed quantities.
+and jobs and tenants are tiny sums of pairs; racks are one gather of each rack's first cell
+(straight into the rack rows of the scope matrix) plus a gather-add per extra cell, taken in
+topology order so (hall, generation) groups, halls and campuses are runs again. Orders are
+cached until the cells change. Ratios (fractions, MFU, $/PFLOP-h) are derived once, for all
+scopes together, from the summed quantities (:data:`twin.results.QUANTITIES` x scope rows).
+
+Partial ticks and merging (scale-out). Several workers in one consumer group each own a set
+of racks (those whose telemetry partitions they are assigned); every worker folds every
+low-volume event, so every state has every GPU, cell, job and lease, but only the owned racks'
+telemetry. ``compute_tick(..., racks=mask)`` zeroes the columns of cells on racks it does not
+own before summing, so the scope sums are the owned racks' share; the state's bookkeeping (FLOP
+carry, lease revenue accrual, cumulative money, resets in :func:`twin.ticks.close_tick`) is the
+whole state's, as without a mask. The sums are additive over disjoint sets of cells: the
+result's ``partial`` (:class:`twin.results.PartialTick`: the summed matrix before any ratio,
+scope ids, meter, price, the revenue of leases holding no GPUs, straggler top lists of the
+owned racks, counters) is what workers exchange, and :func:`merge_partials` sums the partials
+row by row (matched by scope and id), takes the facility meter's overhead, the lost lease
+revenue and the ``events`` counter once, re-ranks the straggler lists, and derives every ratio
+from the merged sums -- so for one state split into disjoint masks the merge equals the whole
+tick to float rounding (tests/unit/test_twin_partials.py). The per-worker result of a masked
+tick applies the whole meter's overhead to the owned racks' IT energy: only the merge is the
+facility.
+
+What is not exact under scale-out: straggler attribution. A step's wait is charged to the GPUs
+that set its pace among those whose telemetry the worker folded (:mod:`twin.jobs`), so with a
+job's racks spread over workers each attributes among the GPUs it sees: the straggler cost
+column and rankings of a merge are then per-worker attributions, not the whole job's.
+Duplicate, late and unknown counters of low-volume events count once per worker.
 """
 
 from __future__ import annotations
