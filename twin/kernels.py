@@ -110,6 +110,17 @@ _RACK: Final = SCOPES.index("rack")
 _GEN: Final = SCOPES.index("generation")
 _TENANT: Final = SCOPES.index("tenant")
 _COL: Final = {name: k for k, name in enumerate(KPI_COLUMNS)}
+_GPUS, _POWER, _USD, _REV, _PFLOP_H, _STRAG_COST = (
+    _COL[c]
+    for c in (
+        "gpus",
+        "power_w",
+        "energy_usd",
+        "revenue_usd",
+        "useful_pflop_h",
+        "straggler_cost_gpu_s",
+    )
+)
 
 
 _MAX_LAYERS: Final = 8
@@ -171,16 +182,24 @@ class _Groups:
         layers = tuple((items[rank == k], group[rank == k]) for k in range(1, int(sizes.max())))
         return _Groups(None, starts, ids, starts, layers, group)
 
-    def sum(self, q: F64) -> F64:
+    def sum(self, q: F64, out: F64 | None = None) -> F64:
+        """Per group, the sum of its items' columns of ``q`` (into ``out`` if given)."""
         if self.starts.size == 0:
-            return np.zeros((q.shape[0], 0))
+            return np.zeros((q.shape[0], 0)) if out is None else out
         if self.first is not None:
-            out = q.take(self.first, axis=1, mode="wrap")
+            if out is None:
+                out = q.take(self.first, axis=1, mode="wrap")
+            else:
+                out[:] = q.take(self.first, axis=1, mode="wrap")
             for items, groups in self.layers:
                 out[:, groups] += q.take(items, axis=1, mode="wrap")
             return out
         data = q if self.perm is None else q.take(self.perm, axis=1, mode="wrap")
-        return np.add.reduceat(data, self.starts, axis=1)
+        if out is None:
+            summed: F64 = np.add.reduceat(data, self.starts, axis=1)
+            return summed
+        np.add.reduceat(data, self.starts, axis=1, out=out)
+        return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -421,17 +440,19 @@ def _scope_sums(plan: _Plan, q: F64) -> F64:
         for items, groups in plan.rack.layers:
             s[:, at + groups] += q.take(items, axis=1, mode="wrap")
         racks = s[:, blocks[_RACK]]
-    facility, campuses, halls, _, gens, jobs, tenants = (s[:, b] for b in blocks)
     hall_gens = plan.hall_gen.sum(racks)
-    halls[:] = plan.hall.sum(hall_gens)
-    gens[:] = plan.gen.sum(hall_gens)
-    campuses[:] = plan.campus.sum(halls)
-    np.add.reduce(campuses, axis=1, keepdims=True, out=facility)
+    halls = plan.hall.sum(hall_gens, s[:, blocks[2]])
+    plan.gen.sum(hall_gens, s[:, blocks[_GEN]])
+    np.add.reduce(plan.campus.sum(halls, s[:, blocks[1]]), axis=1, out=s[:, 0])
     pairs = plan.pair.sum(q)
-    jobs[:] = plan.job.sum(pairs[:, plan.job_pairs])
+    plan.job.sum(pairs.take(plan.job_pairs, axis=1), s[:, blocks[5]])
     # every registered tenant gets a row
-    tenants[:] = 0.0
-    tenants[:, plan.tenant.ids] = plan.tenant.sum(pairs)
+    tenants = s[:, blocks[_TENANT]]
+    if plan.tenant.ids.size == tenants.shape[1]:
+        plan.tenant.sum(pairs, tenants)
+    else:
+        tenants[:] = 0.0
+        tenants[:, plan.tenant.ids] = plan.tenant.sum(pairs)
     return s
 
 
@@ -451,7 +472,7 @@ def _derive(
     k = s.shape[1]
     out = np.empty((len(KPI_COLUMNS), k))
     gpu_ns = s[_GPU_NS]
-    np.multiply(gpu_ns, 1.0 / dt_ns, out=out[_COL["gpus"]])
+    np.multiply(gpu_ns, 1.0 / dt_ns, out=out[_GPUS])
     # time by category is 0 where GPU-time is: 0 x inf = NaN
     np.multiply(
         s[_T0 : _T0 + 6], np.divide(1.0, gpu_ns), out=out[_COL["compute"] : _COL["down"] + 1]
@@ -465,21 +486,20 @@ def _derive(
     np.multiply(it, overhead_ratio, out=overhead)
     energy = out[_COL["energy_j"]]
     np.add(it, overhead, out=energy)
-    np.multiply(energy, 1e9 / dt_ns, out=out[_COL["power_w"]])
+    np.multiply(energy, 1e9 / dt_ns, out=out[_POWER])
     out[_COL["useful_j"] : _COL["down_j"] + 1] = s[_USEFUL : _USEFUL + 7]
     recoverable = out[_COL["recoverable_j"]]
     np.multiply(mfu, -1.0 / m_ref, out=recoverable)
     recoverable += 1.0
     np.maximum(recoverable, 0.0, out=recoverable)
     recoverable *= it
-    usd = out[_COL["energy_usd"]]
-    np.multiply(energy, price / _J_PER_MWH, out=usd)
-    revenue = out[_COL["revenue_usd"]]
+    np.multiply(energy, price / _J_PER_MWH, out=out[_USD])
+    revenue = out[_REV]
     revenue[:] = s[_REVENUE]
     if np.count_nonzero(lost):  # revenue of leases holding no GPUs goes to their tenants
         revenue[0] += lost.sum()
         revenue[tenant_rows] += lost
-    pflop_h = out[_COL["useful_pflop_h"]]
+    pflop_h = out[_PFLOP_H]
     np.multiply(s[_FLOPS], 1.0 / _FLOP_PER_PFLOP_H, out=pflop_h)
     # 1 / pflop_h where positive, NaN where 0: (0 / 0) / 0
     inv_h = np.divide(pflop_h, pflop_h)
@@ -490,7 +510,7 @@ def _derive(
         inv_h,
         out=out[_COL["usd_per_useful_pflop_h"] : _COL["energy_usd_per_useful_pflop_h"] + 1],
     )
-    out[_COL["straggler_cost_gpu_s"]] = s[_STRAG_S]
+    out[_STRAG_COST] = s[_STRAG_S]
     return out
 
 
