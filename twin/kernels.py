@@ -525,10 +525,14 @@ def _owned_racks(state: TwinState, racks: npt.NDArray[np.bool_]) -> npt.NDArray[
     return owned
 
 
-def _top(costs: F64, owned: npt.NDArray[np.bool_], n: int) -> I32:
-    """The ``n`` owned items of highest positive cost, ties to the lowest index (the rule of
-    :func:`twin.jobs.top_costs`)."""
-    cand = np.flatnonzero(owned & (costs > 0))
+def _top(
+    costs: F64, rack_of: npt.NDArray[np.integer] | None, owned: npt.NDArray[np.bool_], n: int
+) -> I32:
+    """The ``n`` items of highest positive cost on owned racks (``rack_of``: each item's rack;
+    None: the items are racks), ties to the lowest index (:func:`twin.jobs.top_costs`)."""
+    cand = np.flatnonzero(costs > 0)
+    rack = cand if rack_of is None else rack_of[cand]
+    cand = cand[(rack >= 0) & owned[np.maximum(rack, 0)]]
     order = np.lexsort((cand, -costs[cand]))[:n]
     out: I32 = cand[order].astype(np.int32)
     return out
@@ -557,10 +561,9 @@ def _partial(
     if owned is not None:  # the top lists of the owned racks
         if not owned[state.gpu_rack[gpus]].all():
             n_gpu = state.n["gpu"]
-            rack_of = state.gpu_rack[:n_gpu]
-            gpus = _top(state.gpu_strag_s[:n_gpu], (rack_of >= 0) & owned[rack_of], state.top_n)
+            gpus = _top(state.gpu_strag_s[:n_gpu], state.gpu_rack[:n_gpu], owned, state.top_n)
         if not owned[racks].all():
-            racks = _top(state.rack_strag_s[: state.n["rack"]], owned, state.top_n)
+            racks = _top(state.rack_strag_s[: state.n["rack"]], None, owned, state.top_n)
     return PartialTick(
         start_ns=start_ns,
         end_ns=end_ns,
@@ -672,7 +675,7 @@ def compute_tick(
     with np.errstate(divide="ignore", invalid="ignore"):
         q, carry, lease_rev = _cell_quantities(state, plan, start_ns, end_ns)
         if owned is not None:
-            q *= owned[state.cell_rack[: state.n["cell"]]]
+            q *= owned[state.cell_rack[: state.n["cell"]]].astype(np.float64)
         sums = _scope_sums(plan, q)
         partial = _partial(
             state, plan, start_ns, end_ns, sums=sums, lease_lost=lease_rev[1], owned=owned
