@@ -11,6 +11,7 @@ __all__ = [
     "EVENT_TOPIC",
     "INPUT_TOPICS",
     "KPI_TOPIC",
+    "PARTIALS_TOPIC",
     "TOPIC_COOLING",
     "TOPIC_EVENT_TYPES",
     "TOPIC_GPU",
@@ -30,6 +31,7 @@ TOPIC_TOPOLOGY: Final = "facility.topology"
 TOPIC_NETWORK: Final = "facility.network"
 KPI_TOPIC: Final = "twin.kpis"
 DEADLETTER_TOPIC: Final = "twin.deadletter"
+PARTIALS_TOPIC: Final = "twin.partials"  # scale-out: per-worker tick aggregates to merge
 
 #: Input topic -> the event types it carries (and nothing else).
 TOPIC_EVENT_TYPES: Final[dict[str, tuple[str, ...]]] = {

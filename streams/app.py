@@ -1,33 +1,48 @@
 """The Faust application, made by a factory (never at import time: faust-streaming binds the
 event loop when an app is created).
 
-Two agents consume the input topics in batches (``stream.take_events``): one for
-``facility.gpu``, one for the low-volume facility topics. Both hand raw records to the same
-:class:`streams.worker.TwinWorker`. The twin state is plain numpy in the worker, not a Faust
-Table: recovery is the newest DuckDB snapshot plus a replay of the log from the offsets it
-records, which the ``on_partitions_assigned`` handler seeks to.
+``facility.gpu`` is consumed by a Faust agent in batches (``stream.take_events``): its
+partitions are split among the workers of the consumer group. The low-volume facility topics
+(topology, jobs, leases, power, cooling, network) are *broadcast*: every worker reads every
+partition of them with its own group-less consumer, because every worker needs the whole
+facility's topology, jobs, leases and meters to fold its own racks (see
+:mod:`streams.ownership`). Both hand raw records to the same :class:`streams.worker.TwinWorker`,
+one batch at a time. The twin state is plain numpy in the worker, not a Faust Table: recovery is
+the newest DuckDB snapshot plus a replay of the log from the offsets it records, which the
+``on_rebalance_complete`` handler (telemetry) and the broadcast reader (the rest) seek to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AIOTopicPartition
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.pipeline import CLOCK_TOPIC, TOPIC_RANK, Record
 from streams.settings import Settings
-from streams.topics import DEFAULT_PARTITIONS, TWIN_DEADLETTER, TWIN_KPIS
-from streams.worker import TwinWorker, kpi_messages
+from streams.topics import DEFAULT_PARTITIONS, TWIN_DEADLETTER, TWIN_KPIS, TWIN_PARTIALS
+from streams.worker import TwinWorker
 
-__all__ = ["CONTROL_TOPICS", "end_offsets", "make_app", "run_faust"]
+__all__ = [
+    "CONTROL_TOPICS",
+    "end_offsets",
+    "make_app",
+    "read_stop_file",
+    "run_faust",
+    "write_stop_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +101,7 @@ def _faust_credentials(settings: Settings) -> Any:
 def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.App:
     """A Faust app whose agents feed ``worker``. Call ``worker.start()`` first (recovery)."""
     cfg = worker.config
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only its own folder
     app = faust.App(
         cfg.group_id,
         broker=f"kafka://{bootstrap}",
@@ -106,30 +122,40 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
         broker_heartbeat_interval=2.0,
     )
     gpu_topic = app.topic(CLOCK_TOPIC, key_type=bytes, value_type=bytes)
-    control_topic = app.topic(*CONTROL_TOPICS, key_type=bytes, value_type=bytes)
     out_topics = {
         TWIN_KPIS: app.topic(TWIN_KPIS, key_type=bytes, value_type=bytes,
                              partitions=DEFAULT_PARTITIONS[TWIN_KPIS]),
         TWIN_DEADLETTER: app.topic(TWIN_DEADLETTER, key_type=bytes, value_type=bytes,
                                    partitions=DEFAULT_PARTITIONS[TWIN_DEADLETTER]),
+        TWIN_PARTIALS: app.topic(TWIN_PARTIALS, key_type=bytes, value_type=bytes,
+                                 partitions=DEFAULT_PARTITIONS[TWIN_PARTIALS]),
     }
 
     async def publish(topic: str, key: bytes | None, value: bytes) -> None:
-        await out_topics[topic].send(key=key, value=value)
+        sent = await out_topics[topic].send(key=key, value=value)
+        if topic == TWIN_PARTIALS:
+            await sent  # delivered before the tick counts as done: a merge waits for it
 
     worker.publish = publish
     lock = asyncio.Lock()
 
+    ends = end_offsets(settings, bootstrap)
+    telemetry_total = sum(1 for (t, _) in ends if t == CLOCK_TOPIC)
+    control_tps = sorted(tp for tp in ends if tp[0] != CLOCK_TOPIC)
+    control_start = {tp: worker.resume[tp] for tp in control_tps if tp in worker.resume}
+    control: list[AIOKafkaConsumer] = []  # the broadcast reader's consumer, once started
+
     def note_highwaters() -> None:
         """What the broker holds beyond what we read, per low-volume partition (see
         Pipeline.set_backlog): the watermark waits until we have read it."""
-        ends = {}
-        for tp in app.consumer.assignment():
-            if tp.topic != CLOCK_TOPIC:
-                hw = app.consumer.highwater(tp)
-                if hw is not None:
-                    ends[(tp.topic, tp.partition)] = int(hw)
-        worker.pipeline.set_backlog(ends)
+        if not control:
+            return
+        marks = {}
+        for tp in control[0].assignment():
+            hw = control[0].highwater(tp)
+            if hw is not None:
+                marks[(tp.topic, tp.partition)] = int(hw)
+        worker.pipeline.set_backlog(marks)
 
     async def consume(stream: Any) -> None:
         async for events in stream.take_events(cfg.take_max, within=cfg.take_within_s):
@@ -138,22 +164,71 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
                 await worker.on_records(_records(events))
 
     app.agent(gpu_topic, name="telemetry")(consume)
-    app.agent(control_topic, name="control")(consume)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def _broadcast_reader() -> None:
+        """Every partition of the low-volume topics, from the snapshot's offsets (else the
+        start of the log), with a group-less consumer: each worker of a group folds them all."""
+        consumer = AIOKafkaConsumer(
+            **settings.aiokafka_kwargs(bootstrap),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        await consumer.start()
+        try:
+            tps = [AIOTopicPartition(t, p) for t, p in control_tps]
+            consumer.assign(tps)
+            for tp in tps:
+                at = control_start.get((tp.topic, tp.partition))
+                if at is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, at)
+            control.append(consumer)
+            while True:
+                got = await consumer.getmany(timeout_ms=200, max_records=cfg.take_max)
+                records = [
+                    Record(m.topic, m.partition, m.offset, m.key, m.value)
+                    for msgs in got.values()
+                    for m in msgs
+                ]
+                if records:
+                    async with lock:
+                        note_highwaters()
+                        await worker.on_records(records)
+        finally:
+            control.clear()
+            await consumer.stop()
+
+    first_assignment: list[bool] = []
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def _seek(sender: Any, assigned: set[TP], **_: Any) -> None:
-        """Position the assigned partitions where the snapshot (or ``--fresh``) says.
+    async def _assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        """Take the telemetry partitions Kafka assigned (a --partial worker's racks follow from
+        them). The fold is synchronous, so this cannot land in the middle of a batch."""
+        held = sorted(tp.partition for tp in assigned if tp.topic == CLOCK_TOPIC)
+        worker.assign(held, telemetry_total)
+        if not first_assignment:
+            first_assignment.append(True)
+            if not _shorten_fetch_wait(app):
+                log.warning("could not shorten the consumer's fetch wait (Faust internals changed)")
 
-        Faust seeks every partition to the group's committed offset after this signal, so the
-        positions are *committed* for the group (by this member, which the broker accepts)
-        and then Faust's own seek lands on them. Done once, for the first assignment; records
-        Faust fetched before are skipped by the pipeline (see Pipeline.known_offsets)."""
-        worker.pipeline.expect(tp.partition for tp in assigned if tp.topic == CLOCK_TOPIC)
-        if not _shorten_fetch_wait(app):
-            log.warning("could not shorten the consumer's fetch wait (Faust internals changed)")
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _position(sender: Any, **_: Any) -> None:
+        """Position each telemetry partition, the first time it is assigned, where the snapshot
+        (or ``--fresh``) says; the position is then used up.
+
+        Faust seeks every assigned partition to the group's committed offset right after this
+        signal (``Recovery._resume_streams``: the signal is awaited, then ``perform_seek``), so
+        the positions are *committed* for the group (by this member, which the broker accepts)
+        and Faust's own seek lands on them. Records fetched before are skipped by the pipeline
+        (see Pipeline.known_offsets). A partition assigned again later (another worker joined
+        or left) continues from the group's committed offsets."""
         positions = {
-            tp: worker.resume[(tp.topic, tp.partition)]
-            for tp in assigned
+            tp: worker.resume.pop((tp.topic, tp.partition))
+            for tp in app.consumer.assignment()
             if (tp.topic, tp.partition) in worker.resume
         }
         if not positions:
@@ -166,38 +241,43 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
             log.info("positioned %s[%d] at offset %d", tp.topic, tp.partition, offset)
         if not committed:
             log.warning("could not commit the snapshot offsets; relying on the seek alone")
-        worker.resume = {}
 
     if cfg.idle_exit_s is not None:
         idle = cfg.idle_exit_s
         stopping: list[bool] = []
 
-        @app.timer(interval=min(1.0, idle / 2))  # type: ignore[untyped-decorator]
-        async def _stop_when_idle() -> None:
-            """Stop a finite run: once whoever feeds the topics is done and every partition
-            has been read to where it ended (``worker.stop_at``), or after ``idle`` seconds
-            without a record for a standalone worker (a consumer can pause for seconds, so
-            a feeder's run never relies on the wall clock alone)."""
+        def time_to_stop() -> bool:
+            """Whoever feeds the topics is done and every partition has been read to where
+            it ended (``worker.stop_at``), or ``idle`` seconds passed without a record for a
+            standalone worker (a consumer can pause for seconds, so a feeder's run never
+            relies on the wall clock alone)."""
+            if worker.stop_file is not None and worker.stop_at is None:
+                worker.stop_at = read_stop_file(worker.stop_file)
+                if worker.stop_at is None:
+                    return False  # the feeder has not said where the input ends yet
             if worker.input_done is not None and not worker.input_done.is_set():
-                return
+                return False
+            if worker.telemetry_held is None:
+                return False  # not in the group yet (a dead predecessor's session may hold it)
             quiet = time.monotonic() - worker.stats.last_record
             if worker.stop_at is not None:
-                if not worker.caught_up() and quiet < max(idle, 120.0):
-                    return
                 if not worker.caught_up():
+                    if quiet < max(idle, 120.0):
+                        return False
                     log.warning("stopping %.0f s after the last record, not caught up", quiet)
             elif quiet < idle:
-                return
-            if worker.stats.records == 0 and worker.input_done is None:
-                return  # a standalone worker waits for its first record
-            if stopping:
+                return False
+            # a standalone worker waits for its first record
+            return worker.stats.records > 0 or worker.input_done is not None
+
+        @app.timer(interval=min(1.0, idle / 2))  # type: ignore[untyped-decorator]
+        async def _stop_when_idle() -> None:
+            """Stop a finite run (``time_to_stop``): close and publish the open ticks first."""
+            if stopping or not time_to_stop():
                 return
             stopping.append(True)
             async with lock:
-                ticks = worker.flush()
-                for tick in ticks:
-                    for key, value in kpi_messages(cfg.run_id, tick):
-                        await publish(TWIN_KPIS, key, value)
+                await worker.emit(worker.flush())
             log.info("input done and read: stopping")
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -208,7 +288,8 @@ def run_faust(app: faust.App, log_level: str = "warn") -> None:
     """Run a Faust worker for ``app`` in this thread until it stops (signal or idle exit).
 
     Returns normally; Faust's own SystemExit at the end is absorbed. No terminal spinner."""
-    worker = faust.Worker(app, loglevel=log_level, quiet=True)
+    # stdout/stderr stay ours (Faust would route them into its logger at its own level)
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
     worker.spinner = None
     try:
         worker.execute_from_commandline()
@@ -230,3 +311,20 @@ def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int], int
     finally:
         consumer.close()
     return {(tp.topic, tp.partition): int(off) for tp, off in ends.items()}
+
+
+def write_stop_file(path: Path, offsets: dict[tuple[str, int], int]) -> None:
+    """Tell workers started with ``--stop-file`` where the input ends (written atomically)."""
+    rows = [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(offsets.items())]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows))
+    tmp.replace(path)
+
+
+def read_stop_file(path: Path) -> dict[tuple[str, int], int] | None:
+    """The end offsets a feeder wrote with :func:`write_stop_file` (None: not there yet)."""
+    try:
+        rows = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return {(str(r["topic"]), int(r["partition"])): int(r["offset"]) for r in rows}

@@ -26,6 +26,10 @@ Ordering rule (what makes the fold deterministic whatever the interleaving of pa
   (``late`` in the tick's counters). Ticks with no record in them are skipped, as
   :func:`twin.ticks.fold_events` does.
 
+Scale-out: a worker started with ``--partial`` learns its telemetry partitions from the consumer
+group (:meth:`Pipeline.assign`); its watermark waits for exactly those, and its ticks cover the
+racks they carry (:mod:`streams.ownership`), merged with the other workers' (docs/SCALE-OUT.md).
+
 Offsets: :meth:`Pipeline.resume_offsets` gives, per partition, the first offset not yet folded
 (the oldest buffered record, else the next one to read). A snapshot stores it; recovery seeks
 there, and the per-source ``seq`` high-water marks make re-delivered records no-ops. A partition
@@ -55,6 +59,7 @@ from schemas.topics import (
     TOPIC_POWER,
     TOPIC_TOPOLOGY,
 )
+from streams.ownership import RackOwnership
 from twin import batches
 from twin.batches import TelemetryBatch
 from twin.reducers import open_tick, telemetry_tick_times, tick_time
@@ -195,6 +200,8 @@ class Pipeline:
         self._backlog: dict[TopicPartition, int] = {}  # low-volume partition -> end at start
         #: partitions positioned at a known offset: records are taken from exactly there on
         self._sync: dict[TopicPartition, int] = {}
+        #: the racks this worker owns when several workers share the telemetry (None: all)
+        self.ownership: RackOwnership | None = None
         if known_offsets:
             self._next.update(known_offsets)
             self._sync.update(known_offsets)
@@ -222,6 +229,33 @@ class Pipeline:
         silent holds ticks back by at most ``silent_grace_ns`` of event time."""
         for p in partitions:
             self._clock.setdefault(int(p), -1)
+
+    def assign(self, partitions: Iterable[int], total: int, *, partial: bool = True) -> None:
+        """The telemetry partitions this worker holds now, of ``total`` (a consumer group's
+        assignment).
+
+        ``partial`` (a scale-out worker): the watermark waits for exactly these, and ticks are
+        closed over the racks whose telemetry they carry (:mod:`streams.ownership`; every
+        rack when they are all of them). Otherwise the worker stands for the whole facility:
+        these partitions are expected as well, and none is given up (a restarted worker can
+        briefly share the group with its dead predecessor's session)."""
+        held = {int(p) for p in partitions}
+        if not partial:
+            self.expect(held)
+            return
+        for p in list(self._clock):
+            if p not in held:
+                del self._clock[p]
+        self.expect(held)
+        ownership = RackOwnership(total, held)
+        self.ownership = None if ownership.whole else ownership
+
+    def owned_racks(self) -> npt.NDArray[np.bool_] | None:
+        """Mask of the racks this worker owns (None: all)."""
+        if self.ownership is None:
+            return None
+        st = self.state
+        return self.ownership.mask(st.rack_ids[: st.n["rack"]])
 
     # ------------------------------------------------------------------------------ input
     def ingest(self, records: Sequence[Record]) -> list[DeadLetter]:
@@ -322,7 +356,7 @@ class Pipeline:
             if wm < end + self.lateness_ns:
                 break
             self._fold_before(end)
-            closed.append(close_tick(st))
+            closed.append(close_tick(st, racks=self.owned_racks()))
             self.stats.ticks += 1
         return closed
 
@@ -336,7 +370,7 @@ class Pipeline:
             ):
                 open_tick(st, oldest)
             self._fold_before(st.tick_end_ns)
-            closed.append(close_tick(st))
+            closed.append(close_tick(st, racks=self.owned_racks()))
             self.stats.ticks += 1
         return closed
 

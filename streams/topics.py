@@ -17,6 +17,7 @@ from kafka.errors import GroupIdNotFoundError, KafkaError
 
 from schemas.topics import DEADLETTER_TOPIC as TWIN_DEADLETTER
 from schemas.topics import KPI_TOPIC as TWIN_KPIS
+from schemas.topics import PARTIALS_TOPIC as TWIN_PARTIALS
 from schemas.topics import TOPIC_COOLING as FACILITY_COOLING
 from schemas.topics import TOPIC_GPU as FACILITY_GPU
 from schemas.topics import TOPIC_JOBS as FACILITY_JOBS
@@ -39,6 +40,7 @@ __all__ = [
     "FACILITY_TOPOLOGY",
     "TWIN_DEADLETTER",
     "TWIN_KPIS",
+    "TWIN_PARTIALS",
     "TopicError",
     "ensure_topics",
     "topic_partitions",
@@ -56,6 +58,7 @@ DEFAULT_PARTITIONS: Final[Mapping[str, int]] = MappingProxyType(
         FACILITY_NETWORK: 1,
         TWIN_KPIS: 4,
         TWIN_DEADLETTER: 1,
+        TWIN_PARTIALS: 1,  # one partition: the merger reads every tick's partials in order
     }
 )
 

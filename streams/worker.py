@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,13 +22,14 @@ from typing import Any
 import orjson
 
 from streams import store
-from streams.pipeline import DeadLetter, Pipeline, Record, TopicPartition
+from streams.pipeline import CLOCK_TOPIC, DeadLetter, Pipeline, Record, TopicPartition
 from streams.writer import DuckDBWriter
 from twin.checksum import state_checksum
 from twin.results import KPI_COLUMNS, TickResult
 from twin.state import TwinState
 
 __all__ = [
+    "PARTIAL_FORMAT",
     "Publish",
     "TwinWorker",
     "WorkerConfig",
@@ -55,6 +58,10 @@ class WorkerConfig:
     idle_exit_s: float | None = None  # finite runs: stop after this long with no record
     scenario: str | None = None
     seed: int | None = None
+    #: scale-out: publish each tick's additive partials of the owned racks to ``twin.partials``
+    #: (merged by ``twin merge``) instead of landing KPIs in this worker's DuckDB
+    partial: bool = False
+    member: str = ""  # names this worker in its partials (default: host and pid)
 
     @property
     def tick_ns(self) -> int:
@@ -109,6 +116,26 @@ def kpi_messages(run_id: str, tick: TickResult) -> list[tuple[bytes, bytes]]:
     return out
 
 
+#: Version of the ``twin.partials`` message body (see :func:`partial_message`).
+PARTIAL_FORMAT = 1
+
+
+def partial_message(
+    run_id: str, member: str, tick: TickResult, held: Sequence[int], total: int
+) -> tuple[bytes, bytes]:
+    """One ``twin.partials`` message: a worker's additive aggregates of one tick over the racks
+    of the telemetry partitions ``held`` (of ``total``). Keyed by run id."""
+    body = {
+        "format": PARTIAL_FORMAT,
+        "run_id": run_id,
+        "member": member,
+        "partitions": sorted(int(p) for p in held),
+        "partitions_total": int(total),
+        "tick": tick.partial.to_dict(),
+    }
+    return run_id.encode(), orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 class TwinWorker:
     """Folds records into the twin, lands ticks and snapshots in DuckDB, publishes KPIs."""
 
@@ -120,12 +147,20 @@ class TwinWorker:
         publish: Publish | None = None,
         kpi_topic: str = "twin.kpis",
         deadletter_topic: str = "twin.deadletter",
+        partials_topic: str = "twin.partials",
     ) -> None:
         self.config = config
         self.writer = DuckDBWriter(duckdb_path, ddl=store.DDL)
         self.publish = publish
         self.kpi_topic = kpi_topic
         self.deadletter_topic = deadletter_topic
+        self.partials_topic = partials_topic
+        self.member = config.member or f"{socket.gethostname()}-{os.getpid()}"
+        #: telemetry partitions Kafka assigned this worker (None: not told; then all of them)
+        self.telemetry_held: tuple[int, ...] | None = None
+        self.telemetry_total = 0
+        #: called with (held, total) on every assignment (``twin worker`` prints it)
+        self.on_assign: Callable[[tuple[int, ...], int], None] | None = None
         self.pipeline = Pipeline(
             TwinState(config.tick_ns), lateness_ns=round(config.lateness_s * 1e9)
         )
@@ -136,6 +171,8 @@ class TwinWorker:
         self.input_done: threading.Event | None = None
         #: where the input partitions ended when the feeder was done: stop once read to there
         self.stop_at: dict[TopicPartition, int] | None = None
+        #: a file the feeder writes with the input's end offsets (``twin worker --stop-file``)
+        self.stop_file: Path | None = None
         self._ticks_since_snapshot = 0
 
     def caught_up(self) -> bool:
@@ -143,7 +180,29 @@ class TwinWorker:
         if self.stop_at is None:
             return False
         read = self.pipeline.next_offsets
-        return all(read.get(tp, 0) >= end for tp, end in self.stop_at.items() if end > 0)
+        held = self.telemetry_held
+        return all(
+            read.get(tp, 0) >= end
+            for tp, end in self.stop_at.items()
+            if end > 0 and (held is None or tp[0] != CLOCK_TOPIC or tp[1] in held)
+        )
+
+    def assign(self, held: Sequence[int], total: int) -> None:
+        """The telemetry partitions Kafka assigned this worker, of ``total``."""
+        self.telemetry_held = tuple(sorted(int(p) for p in held))
+        self.stats.last_record = time.monotonic()  # an idle exit counts from here
+        self.telemetry_total = int(total)
+        self.pipeline.assign(held, total, partial=self.config.partial)
+        log.info("telemetry partitions %s of %d", list(self.telemetry_held), total)
+        if self.on_assign is not None:
+            self.on_assign(self.telemetry_held, self.telemetry_total)
+        if not self.config.partial and len(self.telemetry_held) < total:
+            log.warning(
+                "this worker holds %d of the %d telemetry partitions: another member is in "
+                "group %s (a dead predecessor's session expires within seconds; for several "
+                "workers, run each with --partial and `twin merge`)",
+                len(self.telemetry_held), total, self.config.group_id,
+            )
 
     @property
     def state(self) -> TwinState:
@@ -230,8 +289,23 @@ class TwinWorker:
         if self.publish is not None:
             for d in dead:
                 await self.publish(self.deadletter_topic, d.record.key, deadletter_value(d))
-            for tick in ticks:
-                for key, value in kpi_messages(self.config.run_id, tick):
+        await self.emit(ticks)
+
+    async def emit(self, ticks: Sequence[TickResult]) -> None:
+        """Publish closed ticks: KPI messages, or in partial mode one partials message each."""
+        if self.publish is None:
+            return
+        run_id = self.config.run_id
+        for tick in ticks:
+            if self.config.partial:
+                held = self.telemetry_held
+                if held is None:
+                    held = tuple(range(self.telemetry_total))
+                key, value = partial_message(run_id, self.member, tick, held,
+                                             self.telemetry_total)
+                await self.publish(self.partials_topic, key, value)
+            else:
+                for key, value in kpi_messages(run_id, tick):
                     await self.publish(self.kpi_topic, key, value)
 
     def process(
@@ -252,7 +326,8 @@ class TwinWorker:
             ops.append(store.deadletter_op(self.config.run_id, rows))
         if ticks:
             self.stats.ticks += len(ticks)
-            ops.append(store.tick_op(self.config.run_id, ticks))
+            if not self.config.partial:  # partials land through `twin merge`
+                ops.append(store.tick_op(self.config.run_id, ticks))
             self._ticks_since_snapshot += len(ticks)
             if self._ticks_since_snapshot >= self.config.snapshot_every:
                 ops.append(self._snapshot_op())

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli.simulate_cmd",
     "streams.cli.worker_cmd",
     "streams.cli.run_cmd",
+    "streams.cli.merge_cmd",
     "streams.cli.state_cmd",
     "streams.cli.query_cmd",
     "streams.cli.compare_cmd",

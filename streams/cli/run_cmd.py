@@ -1,6 +1,8 @@
 """``twin run``: the embedded all-in-one. Local broker (unless a cluster is configured), the
-simulator producing to Kafka in a thread, one Faust worker folding it live, DuckDB landing; then
-the run summary from DuckDB. Ctrl-C stops everything it started."""
+simulator producing to Kafka in a thread, one Faust worker folding it live (or, with
+``--workers N``, N worker processes in one consumer group and a merger, see
+:mod:`streams.scaleout`), DuckDB landing; then the run summary from DuckDB. Ctrl-C stops
+everything it started."""
 
 from __future__ import annotations
 
@@ -36,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--speed", default="max",
                         help="'max' or N x real time (default: max)")
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="worker processes in the consumer group (default 1). N > 1: each is a "
+        "`twin worker --partial` owning its share of the facility.gpu partitions, and this "
+        "process merges their partials into the DuckDB file (`twin merge`; docs/SCALE-OUT.md)",
+    )
     parser.add_argument("--top", type=int, default=5, help="straggler racks to show (default 5)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--log-level", default="error",
@@ -51,7 +59,6 @@ class _StoppedError(Exception):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import duckdb
     from rich.console import Console
 
     from sim.producer import KafkaSink
@@ -60,7 +67,6 @@ def _run(args: argparse.Namespace) -> int:
     from sim.timefmt import parse_duration_s
     from streams.app import end_offsets, make_app, run_faust
     from streams.broker import local_broker
-    from streams.summary import render_summary, summary_data
     from streams.topics import ensure_topics
     from streams.worker import TwinWorker, WorkerConfig
 
@@ -70,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
     except (ScenarioError, ValueError) as exc:
         raise CliError(str(exc)) from None
     speed = parse_speed(args.speed)
+    if not 1 <= args.workers <= 64:
+        raise CliError(f"--workers must be between 1 and 64, not {args.workers}")
     run_id_given = args.setting__run_id is not None or "TWIN_RUN_ID" in os.environ
     settings = settings_from_args(args, run_id=None if run_id_given else scenario.name)
     console = Console(stderr=True)
@@ -78,6 +86,18 @@ def _run(args: argparse.Namespace) -> int:
         snapshot_every=settings.snapshot_every, group_id=settings.group_id, idle_exit_s=3.0,
         scenario=scenario.name, seed=scenario.seed,
     )
+    if args.workers > 1:
+        from streams.scaleout import run_scaled_out
+
+        with local_broker(settings, progress=console.print) as bootstrap:
+            ensure_topics(settings, bootstrap=bootstrap)
+            try:
+                run_scaled_out(settings, bootstrap, scenario, duration_s=duration, speed=speed,
+                               workers=args.workers, progress=console.print,
+                               log_level=args.log_level)
+            except RuntimeError as exc:
+                raise CliError(str(exc)) from None
+        return _print_summary(settings, config.run_id, args)
     with local_broker(settings, progress=console.print) as bootstrap:
         ensure_topics(settings, bootstrap=bootstrap)
         worker = TwinWorker(config, settings.duckdb_path)
@@ -128,9 +148,18 @@ def _run(args: argparse.Namespace) -> int:
     s = worker.stats
     console.print(f"worker: {s.records:,} records, {s.ticks} ticks, {s.dead_letters} dead letters,"
                   f" {s.snapshots} snapshots")
+    return _print_summary(settings, config.run_id, args)
+
+
+def _print_summary(settings: Any, run_id: str, args: argparse.Namespace) -> int:
+    import duckdb
+    from rich.console import Console
+
+    from streams.summary import render_summary, summary_data
+
     con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     try:
-        data = summary_data(con, config.run_id, top=args.top)
+        data = summary_data(con, run_id, top=args.top)
     finally:
         con.close()
     if args.json:

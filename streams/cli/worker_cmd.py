@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from streams.cli.main import CliError
@@ -49,6 +50,28 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="start the run anew (forget its rows and snapshots) from the current end of the "
         "topics, instead of resuming from its newest snapshot",
     )
+    scale = parser.add_argument_group("scale-out (docs/SCALE-OUT.md)")
+    scale.add_argument(
+        "--partial",
+        action="store_true",
+        help="one of several workers in the consumer group: publish each tick's aggregates of "
+        "the racks this worker owns to twin.partials (merged by `twin merge`) instead of "
+        "landing KPIs; its DuckDB file keeps its snapshots and dead letters",
+    )
+    scale.add_argument(
+        "--member",
+        default="",
+        metavar="NAME",
+        help="this worker's name in its partials (default: host-pid)",
+    )
+    scale.add_argument(
+        "--stop-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="stop once PATH exists (JSON end offsets written by whoever feeds the topics, "
+        "as `twin run --workers` does) and this worker has read its partitions to there",
+    )
     group.add_argument("--log-level", default="warn", choices=("error", "warn", "info", "debug"),
                        help="Faust's log level (default: warn)")
     parser.set_defaults(func=_run)
@@ -59,6 +82,8 @@ def worker_config(settings: Settings, args: argparse.Namespace) -> Any:
 
     if args.idle_exit is not None and args.idle_exit <= 0:
         raise CliError("--idle-exit must be a positive number of seconds")
+    if args.stop_file is not None and args.idle_exit is None:
+        args.idle_exit = 3.0  # the stop timer's period; the file decides when
     return WorkerConfig(
         run_id=settings.run_id,
         tick_s=settings.tick_s,
@@ -67,11 +92,19 @@ def worker_config(settings: Settings, args: argparse.Namespace) -> Any:
         group_id=settings.group_id,
         idle_exit_s=args.idle_exit,
         per_gpu_snapshot=not args.no_gpu_snapshot,
+        partial=args.partial,
+        member=args.member,
     )
 
 
 def run_worker(
-    settings: Settings, bootstrap: str, config: Any, log_level: str = "warn", *, fresh: bool = False
+    settings: Settings,
+    bootstrap: str,
+    config: Any,
+    log_level: str = "warn",
+    *,
+    fresh: bool = False,
+    stop_file: Path | None = None,
 ) -> int:
     """Run the worker until it is stopped (signal, or --idle-exit); returns the exit code."""
 
@@ -81,6 +114,11 @@ def run_worker(
 
     ensure_topics(settings, bootstrap=bootstrap)
     worker = TwinWorker(config, settings.duckdb_path)
+    worker.stop_file = stop_file
+    worker.on_assign = lambda held, total: print(
+        f"twin worker: holds facility.gpu partitions {list(held)} of {total}",
+        file=sys.stderr, flush=True,
+    )
     try:
         ends = end_offsets(settings, bootstrap)
         resume = worker.start(fresh_from=ends if fresh else None, end_offsets=ends)
@@ -104,9 +142,10 @@ def run_worker(
         "worker stopped; %d records from before a seek skipped; no record after the start "
         "position on %d partitions", worker.pipeline.stats.skipped, len(worker.pipeline.unsynced)
     )
+    landed = "published to twin.partials" if config.partial else "landed"
     print(
-        f"twin worker: {s.records} records, {s.ticks} ticks, {s.dead_letters} dead letters, "
-        f"{s.snapshots} snapshots -> {settings.duckdb_path}"
+        f"twin worker: {s.records} records, {s.ticks} ticks {landed}, {s.dead_letters} dead "
+        f"letters, {s.snapshots} snapshots -> {settings.duckdb_path}"
     )
     return code
 
@@ -117,4 +156,5 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     config = worker_config(settings, args)
     with local_broker(settings) as bootstrap:
-        return run_worker(settings, bootstrap, config, args.log_level, fresh=args.fresh)
+        return run_worker(settings, bootstrap, config, args.log_level, fresh=args.fresh,
+                          stop_file=args.stop_file)

@@ -15,6 +15,9 @@ import pytest
         (["worker", "--tick-s", "0"], "--tick-s"),
         (["run", "--duration", "forever"], "duration"),
         (["run", "--scenario", "no-such-scenario"], "no-such-scenario"),
+        (["run", "--workers", "0"], "--workers"),
+        (["merge", "--idle-exit", "0"], "--idle-exit"),
+        (["merge", "--tick-s", "-1"], "--tick-s"),
     ],
 )
 def test_bad_arguments_get_a_message_not_a_traceback(argv: list[str], needle: str) -> None:

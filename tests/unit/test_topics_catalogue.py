@@ -27,6 +27,7 @@ def test_catalogue_partition_counts() -> None:
         "facility.network": 1,
         "twin.kpis": 4,
         "twin.deadletter": 1,
+        "twin.partials": 1,
     }
 
 
@@ -55,6 +56,7 @@ def test_catalogue_agrees_with_the_event_contracts() -> None:
         *contract.INPUT_TOPICS,
         contract.KPI_TOPIC,
         contract.DEADLETTER_TOPIC,
+        contract.PARTIALS_TOPIC,
     }
 
 

@@ -1,0 +1,103 @@
+"""Scale-out against the real broker: ``twin run --workers 2`` (two ``twin worker --partial``
+processes in one consumer group, merged by ``twin merge``'s code) gives the facility totals of
+``twin run`` with one worker on the same simulated events."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from streams.settings import Settings
+from tests.integration.stream_support import worker_env
+
+pytestmark = pytest.mark.integration
+
+#: per-worker approximations when a job spans workers (docs/SCALE-OUT.md)
+INEXACT = {"straggler_cost_gpu_s"}
+
+
+def _twin_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "run", "--scenario", "small", "--duration", "60s",
+         "--json", *args],
+        env=env, capture_output=True, text=True, timeout=400, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _facility(db: Path, run_id: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute(
+            "SELECT * EXCLUDE (run_id) FROM kpi WHERE run_id = ? AND scope = 'facility' "
+            "ORDER BY tick_end_ns", [run_id],
+        )
+        cols = [d[0] for d in cur.description]
+        return cols, cur.fetchall()
+    finally:
+        con.close()
+
+
+def _count(db: Path, sql: str, *params: object) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute(sql, list(params)).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0])
+
+
+def test_two_workers_in_one_group_give_the_facility_totals_of_one(
+    broker_settings: Settings, tmp_path: Path
+) -> None:
+    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
+    one = _twin_run(worker_env(broker_settings, one_dir, "so-one"))
+    two = _twin_run(worker_env(broker_settings, two_dir, "so-two"), "--workers", "2")
+
+    # the group split the telemetry partitions between the two processes
+    said = " ".join(two.stderr.split())  # the console wraps long lines
+    held = {
+        name: {int(p) for p in parts.split(", ")}
+        for name, parts in re.findall(r"worker (w\d) holds facility\.gpu partitions \[([\d, ]+)\]",
+                                      said)
+    }
+    assert set(held) == {"w0", "w1"}, said[-3000:]
+    assert held["w0"]
+    assert held["w1"]
+    assert not held["w0"] & held["w1"]
+    assert held["w0"] | held["w1"] == set(range(8))
+    assert re.search(r"merged \d+ ticks from 2 workers; 0 duplicate, 0 overlapping partials "
+                     r"dropped; 0 ticks incomplete", said), said[-2000:]
+
+    cols, want = _facility(one_dir / "twin.duckdb", "so-one")
+    cols2, got = _facility(two_dir / "twin.duckdb", "so-two")
+    assert cols == cols2
+    assert len(want) >= 6
+    assert [r[cols.index("tick_end_ns")] for r in got] == [
+        r[cols.index("tick_end_ns")] for r in want
+    ]
+    for w, g in zip(want, got, strict=True):
+        for name, a, b in zip(cols, w, g, strict=True):
+            if name in INEXACT or not isinstance(a, float):
+                continue
+            assert b == pytest.approx(a, rel=1e-9, abs=1e-6, nan_ok=True), name
+
+    # every rack row once per tick, from the worker that owns it
+    racks = _count(one_dir / "twin.duckdb",
+                   "SELECT count(*) FROM kpi WHERE run_id = ? AND scope = 'rack'", "so-one")
+    assert racks == _count(two_dir / "twin.duckdb",
+                           "SELECT count(*) FROM kpi WHERE run_id = ? AND scope = 'rack'",
+                           "so-two")
+    # each worker kept its own snapshots (recovery) in its own DuckDB file
+    for k in (0, 1):
+        db = two_dir / "workers" / f"so-two.w{k}.duckdb"
+        assert _count(db, "SELECT count(*) FROM snapshots WHERE run_id = ?", "so-two") >= 1
+    assert '"mfu"' in one.stdout
+    assert '"mfu"' in two.stdout
