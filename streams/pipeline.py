@@ -267,14 +267,13 @@ class Pipeline:
 
     def _ingest_telemetry(self, recs: list[Record]) -> list[DeadLetter]:
         decoded = decode_telemetry([r.value for r in recs])
-        bad = {i for i, _ in decoded.errors}
         dead = [DeadLetter(recs[i], reason) for i, reason in decoded.errors]
-        kept = [r for i, r in enumerate(recs) if i not in bad]
-        if not kept:
-            return dead
         batch = decoded.batch
-        part = np.fromiter((r.partition for r in kept), np.int32, len(kept))
-        offs = np.fromiter((r.offset for r in kept), np.int64, len(kept))
+        if not batch.n_messages:
+            return dead
+        # per batch message (a binary record with K readings gives K), its record's place
+        part = np.fromiter((r.partition for r in recs), np.int32, len(recs))[decoded.inputs]
+        offs = np.fromiter((r.offset for r in recs), np.int64, len(recs))[decoded.inputs]
         self._tel.append(_Telemetry(batch, part, offs))
         self.stats.samples += batch.n_samples
         # advance each partition's clock: the latest sample end per partition (few partitions);
