@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from schemas.binary import MAGIC, decode_readings, parse_layout
+from schemas.binary import HEADER, MAGIC, decode_readings
 from schemas.columnar import assemble_telemetry, empty_telemetry_batch
 from schemas.envelope import INT64_MAX
 from schemas.errors import EventError
@@ -207,43 +207,87 @@ def _strings_ok(blob: bytes, ends: npt.NDArray[np.uint32]) -> bool:
     return not (cut.size and ((np.frombuffer(blob, np.uint8)[cut] & 0xC0) == 0x80).any())
 
 
+_Strings = tuple[str, list[str], float] | None
+#: A rack exporter sends the same strings section (ids, model, jobs, UUIDs) in message after
+#: message: its checked contents are cached by its bytes (cleared when full).
+_STRINGS: dict[tuple[int, int, bytes], _Strings] = {}
+_STRINGS_MAX: Final = 16_384
+
+
+def _strings(tail: bytes, n: int, j: int) -> _Strings:
+    """``(source_id, jobs, power limit)`` from a message's string offsets + bytes, or None if
+    the fast path is not sure."""
+    key = (n, j, tail)
+    if key in _STRINGS:
+        return _STRINGS[key]
+    count = 3 + j + n
+    ends = np.frombuffer(tail, "<u4", count)
+    blob = tail[4 * count :]
+    out: _Strings = None
+    if _strings_ok(blob, ends):
+        head = ends[: 3 + j].tolist()
+        texts = [blob[a:b].decode("utf-8") for a, b in zip([0, *head[:-1]], head, strict=True)]
+        source_id, rack_id, gpu_model = texts[:3]
+        jobs = texts[3:]
+        limit = _POWER_LIMIT.get(gpu_model)
+        if source_id and rack_id and limit is not None and all(jobs):
+            out = (source_id, jobs, limit)
+    if len(_STRINGS) >= _STRINGS_MAX:
+        _STRINGS.clear()
+    _STRINGS[key] = out
+    return out
+
+
+_HEAD: Final = HEADER.size
+
+
 def _parse_binary(value: bytes) -> _Bin | None:
     """A binary message's strings checked and its sections as views, or None if the fast
-    path is not sure (the layout, a string, a scalar)."""
-    try:
-        lay = parse_layout(value)
-    except EventError:
+    path is not sure (the layout, a string, a scalar). Mirrors
+    :func:`schemas.binary.parse_layout`."""
+    if len(value) < _HEAD:
         return None
-    n, k, j = lay.n, lay.k, lay.j
-    seq = lay.seq
-    if not 1 <= n <= MAX_GPUS_PER_MESSAGE or seq < 0 or seq > INT64_MAX - (k - 1):
-        return None
-    ends = np.frombuffer(value, "<u4", 3 + j + n, lay.ends)
-    blob = value[lay.strings :]
-    if not _strings_ok(blob, ends):
-        return None
-    head = ends[: 3 + j].tolist()
-    texts = [blob[a:b].decode("utf-8") for a, b in zip([0, *head[:-1]], head, strict=True)]
-    source_id, rack_id, gpu_model = texts[:3]
-    jobs = texts[3:]
-    limit = _POWER_LIMIT.get(gpu_model)
-    if not source_id or not rack_id or limit is None or not all(jobs):
+    _magic, layout, code, version, seq, n, k, j, reserved = HEADER.unpack_from(value)
+    if (
+        layout != 1
+        or code != 1
+        or version != 1
+        or reserved
+        or not 1 <= n <= MAX_GPUS_PER_MESSAGE
+        or k < 1
+        or seq < 0
+        or seq > INT64_MAX - (k - 1)
+    ):
         return None
     kn = k * n
+    words8 = 2 * k + kn  # ts, interval, nvlink_bytes
+    words4 = n + 10 * kn  # gpu_index, 8 float32 columns, xid, job_slot
+    ends_at = _HEAD + 8 * words8 + 4 * words4
+    strings_at = ends_at + 4 * (3 + j + n)
+    if len(value) < strings_at:
+        return None
+    if len(value) != strings_at + int.from_bytes(value[strings_at - 4 : strings_at], "little"):
+        return None
+    text = _strings(value[ends_at:], n, j)
+    if text is None:
+        return None
+    w8 = np.frombuffer(value, "<i8", words8, _HEAD)
+    w4 = np.frombuffer(value, "<i4", words4, _HEAD + 8 * words8)
+    f32_end = n + 8 * kn
     return _Bin(
-        source_id,
+        text[0],
         seq,
         n,
         k,
-        jobs,
-        limit,
-        np.frombuffer(value, "<i8", k, lay.ts),
-        np.frombuffer(value, "<i8", k, lay.interval),
-        np.frombuffer(value, "<f8", kn, lay.nvlink),
-        np.frombuffer(value, "<i4", n, lay.gpu_index),
-        np.frombuffer(value, "<f4", 8 * kn, lay.f32).reshape(8, kn),
-        np.frombuffer(value, "<i4", kn, lay.xid),
-        np.frombuffer(value, "<i4", kn, lay.job_slot),
+        text[1],
+        text[2],
+        w8[:k],
+        w8[k : 2 * k],
+        w8[2 * k :].view("<f8"),
+        w4[:n],
+        w4[n:f32_end].view("<f4").reshape(8, kn),
+        w4[f32_end : f32_end + kn],
+        w4[f32_end + kn :],
     )
 
 
@@ -404,7 +448,7 @@ def _assemble_pieces(
                 np.concatenate([b.nvlink for _, b in bins]),
                 np.stack(
                     [
-                        np.concatenate([np.tile(b.gpu_index, b.k) for _, b in bins]),
+                        _tiled_gpu_index([b for _, b in bins]),
                         np.concatenate([b.xid for _, b in bins]),
                         np.concatenate([b.slot for _, b in bins]),
                     ]
@@ -455,6 +499,19 @@ def _assemble_pieces(
         errors,
         np.repeat([p.pos for p in pieces], [p.k for p in pieces]),
     )
+
+
+def _tiled_gpu_index(bins: list[_Bin]) -> npt.NDArray[np.int32]:
+    """Every message's ``gpu_index`` repeated once per reading, all messages back to back."""
+    gpu = np.concatenate([b.gpu_index for b in bins])
+    if all(b.k == 1 for b in bins):
+        return gpu
+    n = np.array([b.n for b in bins], np.int64)
+    kn = n * np.array([b.k for b in bins], np.int64)
+    g0 = np.repeat(np.cumsum(n) - n, kn)
+    s0 = np.repeat(np.cumsum(kn) - kn, kn)
+    out: npt.NDArray[np.int32] = gpu[g0 + (np.arange(int(kn.sum())) - s0) % np.repeat(n, kn)]
+    return out
 
 
 def _assemble_readings(
