@@ -7,10 +7,18 @@ orjson, checks the scalars with a few type tests, packs each message's columns i
 with ``struct`` (which also rejects non-numbers), and checks every range of the whole batch at
 once with numpy. No pydantic object is built for a good message.
 
+Binary messages (:mod:`schemas.binary`, told apart by their magic bytes) skip the parse: the
+header is one ``struct`` unpack, every column an ``np.frombuffer`` view, the string section
+(ids, model, jobs, UUIDs, the same in message after message of one exporter) is checked once
+and cached by its bytes, and the same batch-wide numpy range checks run on the columns. A
+binary message with K readings becomes K messages of the batch.
+
 The fast path may only *accept*. Anything it is not sure about (old versions, JSON booleans,
-a failed range check, unknown keys ...) goes through :func:`schemas.codec.decode`, whose
-pydantic models are the authority on both acceptance and the reason. The unit tests check on
-random and mutated messages that both paths agree.
+a failed range check, unknown keys, a broken binary layout ...) goes through
+:func:`schemas.codec.decode` (JSON) or :func:`schemas.binary.decode_binary` (binary: the K
+equivalent JSON events through ``decode``), whose pydantic models are the authority on both
+acceptance and the reason. The unit tests check on random and mutated messages that both
+paths agree.
 """
 
 from __future__ import annotations
