@@ -217,9 +217,11 @@ def _strings_ok(blob: bytes, ends: npt.NDArray[np.uint32]) -> bool:
 
 _Strings = tuple[str, list[str], float] | None
 #: A rack exporter sends the same strings section (ids, model, jobs, UUIDs) in message after
-#: message: its checked contents are cached by its bytes (cleared when full).
+#: message: its checked contents are cached by its bytes (cleared past a byte budget, so odd
+#: input cannot grow it without bound; 3,406 racks of 64 GPUs take ~10 MB).
 _STRINGS: dict[tuple[int, int, bytes], _Strings] = {}
-_STRINGS_MAX: Final = 16_384
+_STRINGS_BUDGET: Final = 64 << 20
+_strings_bytes = 0
 
 
 def _strings(tail: bytes, n: int, j: int) -> _Strings:
@@ -240,9 +242,12 @@ def _strings(tail: bytes, n: int, j: int) -> _Strings:
         limit = _POWER_LIMIT.get(gpu_model)
         if source_id and rack_id and limit is not None and all(jobs):
             out = (source_id, jobs, limit)
-    if len(_STRINGS) >= _STRINGS_MAX:
+    global _strings_bytes  # noqa: PLW0603 - the cache's size, beside the cache
+    if _strings_bytes + len(tail) > _STRINGS_BUDGET:
         _STRINGS.clear()
+        _strings_bytes = 0
     _STRINGS[key] = out
+    _strings_bytes += len(tail)
     return out
 
 
