@@ -12,7 +12,12 @@ Measures, per 64-GPU rack message, the time from raw Kafka value bytes to a vali
   then ``schemas.telemetry_batch``;
 - ``hot path``: ``schemas.decode_telemetry`` on the batch (orjson, ``struct``, one vectorized
   range check per batch; anything doubtful goes through ``decode``);
-- ``orjson.loads`` alone, as the floor any JSON path pays.
+- ``orjson.loads`` alone, as the floor any JSON path pays;
+- ``binary``: ``schemas.decode_telemetry`` on the same readings in the binary columnar layout
+  (:mod:`schemas.binary`), one reading per message, and ``--readings`` (default 10) readings of
+  one rack per message; and the reference decoder ``schemas.binary.decode_binary`` (what a
+  doubtful binary message costs). Rows give us per message and GPU samples/s; the last column
+  is the per-sample speed against the JSON hot path in the same run.
 
 Run: ``.venv/bin/python bench/bench_decode.py [--messages 2000] [--batch 500] [--gpus 64]``.
 ``--markdown`` prints the table for bench/RESULTS.md.
@@ -34,6 +39,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from schemas import decode, decode_telemetry, telemetry_batch
+from schemas.binary import decode_binary, encode_events_binary
 from schemas.columnar import assemble_telemetry
 from schemas.examples import telemetry_payload
 from schemas.telemetry import INT_ROWS, NUMERIC_COLUMNS, RANGES, pack_columns, split_block
@@ -226,21 +232,41 @@ def numpy_checked_batch(values: Sequence[bytes]) -> TelemetryBatch:
 # ------------------------------------------------------------------------------ harness
 
 
-def _messages(count: int, gpus: int, seed: int) -> list[bytes]:
+def _payloads(count: int, gpus: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     return [
-        orjson.dumps(
-            telemetry_payload(
-                rng,
-                n=gpus,
-                first_gpu=k * gpus,
-                seq=k,
-                rack_id=f"c1-h{k % 4 + 1}-r{k:04d}",
-                n_jobs=1 + k % 3,
-            )
+        telemetry_payload(
+            rng,
+            n=gpus,
+            first_gpu=k * gpus,
+            seq=k,
+            rack_id=f"c1-h{k % 4 + 1}-r{k:04d}",
+            n_jobs=1 + k % 3,
         )
         for k in range(count)
     ]
+
+
+def _window_messages(count: int, gpus: int, readings: int, seed: int) -> list[bytes]:
+    """``count`` binary messages, each ``readings`` consecutive readings of one rack."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        window: list[dict[str, Any]] = []
+        for r in range(readings):
+            p = telemetry_payload(
+                rng,
+                n=gpus,
+                first_gpu=k * gpus,
+                seq=k * readings + r,
+                rack_id=f"c1-h{k % 4 + 1}-r{k:04d}",
+                n_jobs=1 + k % 3,
+            )
+            if window:  # one exporter: same UUIDs and jobs in every reading
+                p["gpu_uuid"], p["jobs"] = window[0]["gpu_uuid"], window[0]["jobs"]
+            window.append(p)
+        out.append(encode_events_binary(window))
+    return out
 
 
 def _time(
@@ -288,13 +314,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=2000, help="distinct messages (2000)")
     parser.add_argument("--batch", type=int, default=500, help="messages per batch (500)")
     parser.add_argument("--gpus", type=int, default=64, help="GPUs per message (64)")
+    parser.add_argument(
+        "--readings", type=int, default=10, help="readings per binary window message (10)"
+    )
     parser.add_argument("--repeat", type=int, default=7, help="repeats; the best counts (7)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md table")
     args = parser.parse_args(argv)
 
-    values = _messages(args.messages, args.gpus, args.seed)
+    payloads = _payloads(args.messages, args.gpus, args.seed)
+    values = [orjson.dumps(p) for p in payloads]
+    binary = [encode_events_binary([p]) for p in payloads]
+    k = args.readings
+    windows = _window_messages(max(1, args.messages // k), args.gpus, k, args.seed + 1)
     mean_bytes = sum(map(len, values)) / len(values)
+    bin_bytes = sum(map(len, binary)) / len(binary)
+    win_bytes = sum(map(len, windows)) / len(windows)
 
     # same answer from every path before timing anything
     reference = decode_telemetry(values[: args.batch])
@@ -302,31 +337,87 @@ def main(argv: Sequence[str] | None = None) -> int:
     for other in (naive_batch(values[: args.batch]), numpy_checked_batch(values[: args.batch])):
         assert np.array_equal(other.power_w, reference.batch.power_w)
         assert np.array_equal(other.job_code, reference.batch.job_code)
+    from_binary = decode_telemetry(binary[: args.batch])
+    assert not from_binary.errors
+    # the binary wire holds float32: the same numbers once the batch has cast them
+    assert np.array_equal(from_binary.batch.power_w, reference.batch.power_w)
+    assert np.array_equal(from_binary.batch.job_code, reference.batch.job_code)
+    assert not decode_telemetry(windows[: max(1, args.batch // k)]).errors
 
-    paths: list[tuple[str, Callable[[Sequence[bytes]], object]]] = [
-        ("baseline: per-element pydantic constraints", naive_batch),
-        ("numpy range check in the validator", numpy_checked_batch),
-        ("decode() + telemetry_batch()", lambda vs: telemetry_batch([decode(v) for v in vs])),  # type: ignore[misc]
-        ("decode_telemetry() hot path", decode_telemetry),
-        ("orjson.loads alone (floor, no validation)", lambda vs: [orjson.loads(v) for v in vs]),
+    g = args.gpus
+    paths: list[tuple[str, Callable[[Sequence[bytes]], object], list[bytes], int, int]] = [
+        ("baseline: per-element pydantic constraints", naive_batch, values, args.batch, g),
+        ("numpy range check in the validator", numpy_checked_batch, values, args.batch, g),
+        (
+            "decode() + telemetry_batch()",
+            lambda vs: telemetry_batch([decode(v) for v in vs]),  # type: ignore[misc]
+            values,
+            args.batch,
+            g,
+        ),
+        ("decode_telemetry() hot path, JSON", decode_telemetry, values, args.batch, g),
+        (
+            "orjson.loads alone (floor, no validation)",
+            lambda vs: [orjson.loads(v) for v in vs],
+            values,
+            args.batch,
+            g,
+        ),
+        ("decode_telemetry(), binary, 1 reading/message", decode_telemetry, binary, args.batch, g),
+        (
+            f"decode_telemetry(), binary, {k} readings/message",
+            decode_telemetry,
+            windows,
+            max(1, args.batch // k),
+            g * k,
+        ),
+        (
+            "decode_binary() reference, 1 reading/message",
+            lambda vs: [decode_binary(v) for v in vs],
+            binary,
+            args.batch,
+            g,
+        ),
     ]
     gc.collect()
-    results = [(name, _time(run, values, args.batch, args.repeat)) for name, run in paths]
-    base = results[0][1]
+    results = [
+        (name, _time(run, vals, batch, args.repeat), samples)
+        for name, run, vals, batch, samples in paths
+    ]
+    base = results[0][1] / results[0][2]  # seconds per sample
+    hot = results[3][1] / results[3][2]
 
     info = machine()
     print(f"decode + validate + columnar, {args.gpus}-GPU gpu_telemetry messages")
-    print(f"{args.messages} distinct messages of {mean_bytes:,.0f} bytes, batches of {args.batch}")
-    print(f"best of {args.repeat} runs; ratio = baseline time / this path's time")
+    print(
+        f"{args.messages} distinct messages: JSON {mean_bytes:,.0f} bytes, binary "
+        f"{bin_bytes:,.0f} bytes; {len(windows)} binary messages of {k} readings, "
+        f"{win_bytes:,.0f} bytes; batches of {args.batch} readings"
+    )
+    print(f"best of {args.repeat} runs; ratios per GPU sample")
     for key, value in info.items():
         print(f"  {key}: {value}")
     rows = []
-    for name, seconds in results:
-        us = seconds * 1e6
-        rate = f"{1 / seconds:,.0f}"
-        samples = f"{args.gpus / seconds:,.0f}"
-        rows.append((name, f"{us:.1f}", rate, samples, f"{base / seconds:.2f}x"))
-    header = ("path", "us/message", "messages/s", "GPU samples/s", "vs baseline")
+    for name, seconds, samples in results:
+        per = seconds / samples
+        rows.append(
+            (
+                name,
+                f"{seconds * 1e6:.1f}",
+                f"{1 / seconds:,.0f}",
+                f"{1 / per:,.0f}",
+                f"{base / per:.2f}x",
+                f"{hot / per:.2f}x",
+            )
+        )
+    header = (
+        "path",
+        "us/message",
+        "messages/s",
+        "GPU samples/s",
+        "vs baseline",
+        "vs JSON hot path",
+    )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(

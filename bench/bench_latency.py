@@ -17,8 +17,9 @@ KPI set is visible) minus the send of the last telemetry message of the tick (th
 bucketing, :func:`twin.reducers.telemetry_tick_times`: a message belongs to the tick its
 interval ``[ts_ns - interval_ns, ts_ns)`` starts in). It splits into the *event-time wait*
 (until every telemetry partition has been sent a reading that ends at or after tick end +
-lateness, which the watermark needs: a partition's clock is the end of its latest reading, so
-with 1 Hz samples that is about ``lateness`` after the tick's last message) and the
+lateness, which the watermark needs: a partition's clock is the end of the first reading of
+its latest record, the only one with the default JSON telemetry, so with 1 Hz samples that is
+about ``lateness`` after the tick's last message) and the
 *processing* after that message was sent (Kafka, Faust, decode, fold, the tick's kernels,
 DuckDB, publishing, the KPI consumer). The first
 ``--warmup`` ticks and the ticks closed by the end-of-input flush are left out.

@@ -22,6 +22,10 @@ benchmark (free ports, a temporary folder; or ``TWIN_KAFKA_BOOTSTRAP``):
    Faust or DuckDB), and ``TwinWorker.process`` + the DuckDB writer + KPI encoding (the worker
    minus the transport). Its state checksum must equal the live worker's.
 
+Cases: the small scenario and colossus1-mixed with JSON telemetry (one reading a message), and
+colossus1-mixed again with binary telemetry (``schemas.binary``, ``--binary-readings`` K
+readings of a rack a message), same seed, so the same readings and the same folded state.
+
 The naive baseline (same run, the small scenario): one Kafka message per GPU sample (JSON), a
 Faust agent taking them one at a time (``stream.items()``) and keeping per-GPU state in a Faust
 Table (memory store, changelog topic). It does less than the twin (no ticks, KPIs, DuckDB).
@@ -374,12 +378,14 @@ def run_child(
 
 
 # ------------------------------------------------------------------------------ parent
-def simulate_records(scenario: str, seconds: float) -> list[RawRecord]:
+def simulate_records(scenario: str, seconds: float, readings: int = 0) -> list[RawRecord]:
+    """The scenario's records; ``readings`` > 0: binary telemetry, that many a message."""
     from sim.run import MemorySink, simulate  # noqa: PLC0415
     from sim.scenario import load_scenario  # noqa: PLC0415
 
     sink = MemorySink()
-    simulate(load_scenario(scenario), seconds, sink=sink)
+    tel = {"format": "binary", "readings_per_message": readings} if readings else {}
+    simulate(load_scenario(scenario, {"telemetry": tel}), seconds, sink=sink)
     return list(sink.records)
 
 
@@ -473,6 +479,7 @@ def offline_worker(
 class Case:
     scenario: str
     seconds: float
+    readings: int = 0  # binary telemetry with this many readings a message; 0: JSON
     gpus: int = 0
     records: int = 0
     mbytes: float = 0.0
@@ -488,6 +495,11 @@ class Case:
     load_end: str = ""
 
     # derived ----------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        fmt = "JSON" if not self.readings else f"binary, {self.readings} readings/message"
+        return f"{self.scenario} ({fmt})"
+
     @property
     def live_window(self) -> float:
         assert self.live is not None
@@ -518,14 +530,14 @@ class Case:
 
 def run_case(
     settings: Settings, scenario: str, seconds: float, folder: Path, *,
-    args: argparse.Namespace, tag: str,
+    args: argparse.Namespace, tag: str, readings: int = 0,
 ) -> Case:
     from streams.app import end_offsets  # noqa: PLC0415
 
-    case = Case(scenario, seconds, load_start=load_line())
+    case = Case(scenario, seconds, readings, load_start=load_line())
     bootstrap = settings.bootstrap_servers
-    print(f"\n== {scenario}: simulating {seconds:g} s into memory", flush=True)
-    records = simulate_records(scenario, seconds)
+    print(f"\n== {case.label}: simulating {seconds:g} s into memory", flush=True)
+    records = simulate_records(scenario, seconds, readings)
     case.records = len(records)
     case.mbytes = sum(len(v) for _, _, v in records) / 1e6
     start = end_offsets(settings, bootstrap)
@@ -538,7 +550,7 @@ def run_case(
           flush=True)
     base = {"bootstrap": bootstrap, "data_dir": str(folder), "start": _offsets_spec(start),
             "end": _offsets_spec(end), "scenario": scenario}
-    run = f"bench-{tag}-{scenario}"
+    run = f"bench-{tag}-{scenario}" + (f"-bin{readings}" if readings else "")
     case.live, case.live_spawn = run_child("worker", {
         **base, "run_id": run, "group_id": f"{run}-worker", "tick_s": args.tick,
         "lateness_s": args.lateness, "idle_exit_s": args.idle_exit,
@@ -662,7 +674,7 @@ def _case_lines(cases: list[Case]) -> list[str]:
     for c in cases:
         assert c.live is not None
         lines.append(
-            f"| {c.scenario} | {c.gpus:,} | {c.seconds:g} s | {c.records:,} ({c.mbytes:,.0f}) | "
+            f"| {c.label} | {c.gpus:,} | {c.seconds:g} s | {c.records:,} ({c.mbytes:,.0f}) | "
             f"{c.live['samples']:,} | {_m(c.live_rate)}/s | {c.live_rate / TARGET:.3f} | "
             f"{_m(c.offline_rate)}/s | {_m(c.offline_worker_rate)}/s | "
             f"{c.live_rate / c.offline_worker_rate:.2f} |"
@@ -691,7 +703,7 @@ def _case_lines(cases: list[Case]) -> list[str]:
             return f"{x:.2f} s ({100 * x / wall:.0f}%)"
 
         lines.append(
-            f"| {c.scenario} | {wall:.2f} s | {pc(p['ingest_s'])} | {pc(p['advance_s'])} | "
+            f"| {c.label} | {wall:.2f} s | {pc(p['ingest_s'])} | {pc(p['advance_s'])} | "
             f"{pc(built + max(0.0, own))} | {pc(p['db_s'] + p['close_s'])} | "
             f"{pc(p['publish_s'])} | {pc(rest)} | {p['batches']:,} "
             f"({p['records'] / max(1, p['batches']):.0f}) | {cpu / c.live_window:.2f} | "
@@ -699,12 +711,15 @@ def _case_lines(cases: list[Case]) -> list[str]:
         )
     lines += [
         "",
-        "Transport floors on the same topics (records/s, i.e. ~64 GPU samples per telemetry "
-        "record), nothing decoded:",
+        "Transport floors on the same topics (records/s of every input topic; a JSON telemetry "
+        "record carries ~64 GPU samples, a binary one K times that; the last column turns "
+        "the Faust floor into GPU samples/s at this case's samples per record), nothing "
+        "decoded:",
         "",
         "| scenario | aiokafka `getmany`, 1 MB/partition fetch | same, 8 MB fetch | Faust "
-        "`take_events` (make_app, no-op worker) | live worker |",
-        "|---|---:|---:|---:|---:|",
+        "`take_events` (make_app, no-op worker) | live worker | GPU samples per record | "
+        "Faust floor in GPU samples/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cases:
         assert c.aiokafka_drain
@@ -717,9 +732,10 @@ def _case_lines(cases: list[Case]) -> list[str]:
         ak, ak8, fd = rate(c.aiokafka_drain), rate(c.aiokafka_drain_big), rate(c.faust_drain)
         live = c.live["records"] / (c.live_window + c.live_tail)
         mb = c.mbytes / c.records
+        per = c.live["samples"] / max(1, c.records)
         lines.append(
-            f"| {c.scenario} | {ak:,.0f}/s ({ak * mb:,.0f} MB/s) | {ak8:,.0f}/s | "
-            f"{fd:,.0f}/s | {live:,.0f}/s |"
+            f"| {c.label} | {ak:,.0f}/s ({ak * mb:,.0f} MB/s) | {ak8:,.0f}/s | "
+            f"{fd:,.0f}/s | {live:,.0f}/s | {per:,.0f} | {_m(fd * per)}/s |"
         )
     for c in cases:
         assert c.offline
@@ -729,12 +745,29 @@ def _case_lines(cases: list[Case]) -> list[str]:
                   f"ONLY {c.live['samples']:,} of {c.offline['samples']:,} samples folded")
         lines.append("")
         lines.append(
-            f"{c.scenario}: {folded}, live and offline state checksums {same}; longest batch "
+            f"{c.label}: {folded}, live and offline state checksums {same}; longest batch "
             f"{c.live['probe']['max_batch_s']:.2f} s; {c.live['ticks']} ticks, "
             f"{c.live['snapshots']} snapshots, {c.live['dead_letters']} dead letters; produce "
             f"{c.records / c.produce_s:,.0f} records/s; load average {c.load_start} at the "
             f"start, {c.load_end} at the end."
         )
+    for c in cases:
+        json_case = next(
+            (j for j in cases if j.scenario == c.scenario and not j.readings), None
+        )
+        if c.readings and json_case is not None:
+            assert c.live is not None
+            assert json_case.live is not None
+            lines.append("")
+            lines.append(
+                f"{c.scenario}, binary with {c.readings} readings/message against JSON in the "
+                f"same run: end to end {_m(c.live_rate)}/s vs {_m(json_case.live_rate)}/s = "
+                f"**{c.live_rate / json_case.live_rate:.1f}x**, "
+                f"{c.live_rate / TARGET:.2f} of the 2.2 M/s target; offline `Pipeline` "
+                f"{c.offline_rate / json_case.offline_rate:.1f}x; state checksums of the two "
+                + ("equal" if c.live["checksum"] == json_case.live["checksum"] else "DIFFERENT")
+                + "."
+            )
     return lines
 
 
@@ -766,6 +799,9 @@ def main() -> None:
                         help="event time of the small scenario (3,360 GPUs) (default 600)")
     parser.add_argument("--full-seconds", type=float, default=30.0,
                         help="event time of colossus1-mixed (220,000 GPUs) (default 30; 0 skips)")
+    parser.add_argument("--binary-readings", type=int, default=10,
+                        help="also run colossus1-mixed with binary telemetry, this many "
+                        "readings a message (default 10; 0 skips)")
     parser.add_argument("--naive-samples", type=int, default=100_000,
                         help="per-GPU messages for the naive baseline (default 100,000; 0 skips)")
     parser.add_argument("--quick", action="store_true",
@@ -802,10 +838,13 @@ def main() -> None:
             ensure_topics(settings, bootstrap=settings.bootstrap_servers)
             where = ("a local single-node Kafka started for the run (same machine)" if own
                      else f"the configured cluster {settings.bootstrap_servers}")
-            for scenario, seconds in (("small", args.small_seconds),
-                                      ("colossus1-mixed", args.full_seconds)):
+            plan = [("small", args.small_seconds, 0), ("colossus1-mixed", args.full_seconds, 0)]
+            if args.binary_readings > 0:
+                plan.append(("colossus1-mixed", args.full_seconds, args.binary_readings))
+            for scenario, seconds, readings in plan:
                 if seconds > 0:
-                    cases.append(run_case(settings, scenario, seconds, folder, args=args, tag=tag))
+                    cases.append(run_case(settings, scenario, seconds, folder, args=args,
+                                          tag=tag, readings=readings))
             if args.naive_samples > 0:
                 naive = run_naive(settings, args.naive_samples, folder, args, tag)
     info[-1] = info[-1].replace("load average at start", "load average at the start")

@@ -9,7 +9,9 @@ Import the pieces from here::
   ``twin.batches.TelemetryBatch`` plus ``(index, reason)`` rejects.
 - ``decode_batch(values, expect)``: any other topic, -> events by type plus rejects;
   ``to_core_events(events)`` turns them into ``twin.batches`` objects.
-- ``encode(event)``: the wire form (producers).
+- ``encode(event)``: the wire form (producers); ``schemas.binary.encode_binary`` the binary
+  columnar ``gpu_telemetry`` (docs/EVENTS.md), ``schemas.binary.decode_binary`` its reference
+  decoder.
 """
 
 from __future__ import annotations

@@ -7,10 +7,18 @@ orjson, checks the scalars with a few type tests, packs each message's columns i
 with ``struct`` (which also rejects non-numbers), and checks every range of the whole batch at
 once with numpy. No pydantic object is built for a good message.
 
+Binary messages (:mod:`schemas.binary`, told apart by their magic bytes) skip the parse: the
+header is one ``struct`` unpack, every column an ``np.frombuffer`` view, the string section
+(ids, model, jobs, UUIDs, the same in message after message of one exporter) is checked once
+and cached by its bytes, and the same batch-wide numpy range checks run on the columns. A
+binary message with K readings becomes K messages of the batch.
+
 The fast path may only *accept*. Anything it is not sure about (old versions, JSON booleans,
-a failed range check, unknown keys ...) goes through :func:`schemas.codec.decode`, whose
-pydantic models are the authority on both acceptance and the reason. The unit tests check on
-random and mutated messages that both paths agree.
+a failed range check, unknown keys, a broken binary layout ...) goes through
+:func:`schemas.codec.decode` (JSON) or :func:`schemas.binary.decode_binary` (binary: the K
+equivalent JSON events through ``decode``), whose pydantic models are the authority on both
+acceptance and the reason. The unit tests check on random and mutated messages that both
+paths agree.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from schemas.codec import decode
+from schemas.binary import HEADER, MAGIC, decode_readings
 from schemas.columnar import assemble_telemetry, empty_telemetry_batch
 from schemas.envelope import INT64_MAX
 from schemas.errors import EventError
@@ -50,10 +58,12 @@ _EXPECT: Final = ("gpu_telemetry",)
 
 class TelemetryDecoded(NamedTuple):
     """The good messages as one batch (in input order) and the bad ones as
-    ``(index into the input, reason)``."""
+    ``(index into the input, reason)``; ``inputs[m]`` is the input index of the batch's message
+    ``m`` (a binary message with K readings gives K messages)."""
 
     batch: TelemetryBatch
     errors: list[tuple[int, str]]
+    inputs: npt.NDArray[np.intp]
 
 
 class _Msg(NamedTuple):
@@ -174,13 +184,209 @@ def _bad_messages(
     return bad
 
 
+class _Bin(NamedTuple):
+    """A binary message the fast path parsed (views into its bytes)."""
+
+    source_id: str
+    seq: int
+    n: int
+    k: int
+    jobs: list[str]
+    power_limit_w: float
+    ts: npt.NDArray[np.int64]
+    interval: npt.NDArray[np.int64]
+    nvlink: npt.NDArray[np.float64]
+    gpu_index: npt.NDArray[np.int32]
+    f32: npt.NDArray[np.float32]
+    xid: npt.NDArray[np.int32]
+    slot: npt.NDArray[np.int32]
+
+
+def _strings_ok(blob: bytes, ends: npt.NDArray[np.uint32]) -> bool:
+    """Offsets that never decrease, valid UTF-8, and no string boundary inside a multi-byte
+    character (then every string is valid UTF-8 on its own)."""
+    if (ends[1:] < ends[:-1]).any():
+        return False
+    try:
+        blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    cut = ends[ends < len(blob)]
+    return not (cut.size and ((np.frombuffer(blob, np.uint8)[cut] & 0xC0) == 0x80).any())
+
+
+_Strings = tuple[str, list[str], float] | None
+#: A rack exporter sends the same strings section (ids, model, jobs, UUIDs) in message after
+#: message: its checked contents are cached by its bytes (cleared past a byte budget, so odd
+#: input cannot grow it without bound; 3,406 racks of 64 GPUs take ~10 MB).
+_STRINGS: dict[tuple[int, int, bytes], _Strings] = {}
+_STRINGS_BUDGET: Final = 64 << 20
+_strings_bytes = 0
+
+
+def _strings(tail: bytes, n: int, j: int) -> _Strings:
+    """``(source_id, jobs, power limit)`` from a message's string offsets + bytes, or None if
+    the fast path is not sure."""
+    key = (n, j, tail)
+    if key in _STRINGS:
+        return _STRINGS[key]
+    count = 3 + j + n
+    ends = np.frombuffer(tail, "<u4", count)
+    blob = tail[4 * count :]
+    out: _Strings = None
+    if _strings_ok(blob, ends):
+        head = ends[: 3 + j].tolist()
+        texts = [blob[a:b].decode("utf-8") for a, b in zip([0, *head[:-1]], head, strict=True)]
+        source_id, rack_id, gpu_model = texts[:3]
+        jobs = texts[3:]
+        limit = _POWER_LIMIT.get(gpu_model)
+        if source_id and rack_id and limit is not None and all(jobs):
+            out = (source_id, jobs, limit)
+    global _strings_bytes  # noqa: PLW0603 - the cache's size, beside the cache
+    if _strings_bytes + len(tail) > _STRINGS_BUDGET:
+        _STRINGS.clear()
+        _strings_bytes = 0
+    _STRINGS[key] = out
+    _strings_bytes += len(tail)
+    return out
+
+
+_HEAD: Final = HEADER.size
+
+
+def _parse_binary(value: bytes) -> _Bin | None:
+    """A binary message's strings checked and its sections as views, or None if the fast
+    path is not sure (the layout, a string, a scalar). Mirrors
+    :func:`schemas.binary.parse_layout`."""
+    if len(value) < _HEAD:
+        return None
+    _magic, layout, code, version, seq, n, k, j, reserved = HEADER.unpack_from(value)
+    if (
+        layout != 1
+        or code != 1
+        or version != 1
+        or reserved
+        or not 1 <= n <= MAX_GPUS_PER_MESSAGE
+        or k < 1
+        or seq < 0
+        or seq > INT64_MAX - (k - 1)
+    ):
+        return None
+    kn = k * n
+    words8 = 2 * k + kn  # ts, interval, nvlink_bytes
+    words4 = n + 10 * kn  # gpu_index, 8 float32 columns, xid, job_slot
+    ends_at = _HEAD + 8 * words8 + 4 * words4
+    strings_at = ends_at + 4 * (3 + j + n)
+    if len(value) < strings_at:
+        return None
+    if len(value) != strings_at + int.from_bytes(value[strings_at - 4 : strings_at], "little"):
+        return None
+    text = _strings(value[ends_at:], n, j)
+    if text is None:
+        return None
+    w8 = np.frombuffer(value, "<i8", words8, _HEAD)
+    w4 = np.frombuffer(value, "<i4", words4, _HEAD + 8 * words8)
+    f32_end = n + 8 * kn
+    return _Bin(
+        text[0],
+        seq,
+        n,
+        k,
+        text[1],
+        text[2],
+        w8[:k],
+        w8[k : 2 * k],
+        w8[2 * k :].view("<f8"),
+        w4[:n],
+        w4[n:f32_end].view("<f4").reshape(8, kn),
+        w4[f32_end : f32_end + kn],
+        w4[f32_end + kn :],
+    )
+
+
+def _bad_binary(bins: list[_Bin]) -> npt.NDArray[np.bool_]:
+    """Per binary message: does any value break a rule (the fast path's vectorized checks)?"""
+    m = len(bins)
+    ks = np.array([b.k for b in bins], np.intp)
+    kn = np.array([b.k * b.n for b in bins], np.intp)
+    ns = np.array([b.n for b in bins], np.intp)
+    msg_r = np.repeat(np.arange(m), ks)
+    ts = np.concatenate([b.ts for b in bins])
+    interval = np.concatenate([b.interval for b in bins])
+    bad = np.zeros(m, np.bool_)
+    bad[msg_r[(ts < 0) | (interval <= 0)]] = True
+    later = ts[1:] <= ts[:-1]
+    same = msg_r[1:] == msg_r[:-1]
+    bad[msg_r[1:][later & same]] = True
+    msg_s = np.repeat(np.arange(m), kn)
+    f32 = np.concatenate([b.f32 for b in bins], axis=1)
+    ok = ((f32 >= _F_LO[:8]) & (f32 <= _F_HI[:8])).all(axis=0)
+    power_limit = np.array([b.power_limit_w for b in bins])
+    ok &= f32[_POWER] <= power_limit[msg_s]
+    nvlink = np.concatenate([b.nvlink for b in bins])
+    ok &= (nvlink >= _F_LO[8, 0]) & (nvlink <= _F_HI[8, 0])
+    ok &= np.concatenate([b.xid for b in bins]) >= _I_LO[1, 0]
+    slot = np.concatenate([b.slot for b in bins])
+    slot_limit = np.array([len(b.jobs) - 1 for b in bins], np.int64)
+    ok &= (slot >= _I_LO[2, 0]) & (slot <= slot_limit[msg_s])
+    bad[msg_s[~ok]] = True
+    gpu = np.concatenate([b.gpu_index for b in bins]).astype(np.int64)
+    msg_g = np.repeat(np.arange(m), ns)
+    bad[msg_g[gpu < 0]] = True
+    key = np.sort((msg_g.astype(np.int64) << 32) | np.clip(gpu, 0, None))
+    bad[key[1:][key[1:] == key[:-1]] >> 32] = True
+    return bad
+
+
+class _Piece(NamedTuple):
+    """One accepted input message: ``k`` readings of ``n`` GPUs each, whose samples are
+    columns ``start:start + k * n`` of the group arrays (see :func:`_gather`)."""
+
+    pos: int
+    source_id: str
+    seq: int
+    k: int
+    n: int
+    ts: list[int]
+    interval: list[int]
+    jobs: list[str]
+    start: int
+
+
+class _Cols(NamedTuple):
+    """Samples' columns in the batch's dtypes."""
+
+    f32: npt.NDArray[np.float32]  # (8, N), F32 columns
+    nvlink: npt.NDArray[np.float64]  # (N,)
+    ints: npt.NDArray[np.int32]  # (3, N), INT_COLUMNS order
+
+
+def _cols_from_block(floats: npt.NDArray[np.float64], ints: npt.NDArray[np.int64]) -> _Cols:
+    """The JSON path's float64 / int64 rows, cast as :func:`assemble_telemetry` casts them."""
+    return _Cols(
+        floats[:8].astype(np.float32),
+        np.array(floats[8], dtype=np.float64),
+        ints.astype(np.int32),
+    )
+
+
 def decode_telemetry(values: Sequence[bytes | None]) -> TelemetryDecoded:
-    """Decode a batch of ``facility.gpu`` values into one batch plus ``(index, reason)`` rejects
-    (the same rejects and reasons :func:`schemas.codec.decode` gives)."""
+    """Decode a batch of ``facility.gpu`` values (JSON or binary) into one batch plus
+    ``(index, reason)`` rejects (the same rejects and reasons :func:`schemas.codec.decode`
+    and :func:`schemas.binary.decode_binary` give). A binary message with K readings becomes K
+    messages of the batch, in reading order, at its place in the input order."""
     good: list[tuple[int, _Msg]] = []
     blocks: list[npt.NDArray[np.int64]] = []
+    bins: list[tuple[int, _Bin]] = []
     suspects: list[int] = []
     for i, value in enumerate(values):
+        if type(value) is bytes and value[:4] == MAGIC:
+            b = _parse_binary(value)
+            if b is None:
+                suspects.append(i)
+            else:
+                bins.append((i, b))
+            continue
         parsed = _parse(value)
         if parsed is None:
             suspects.append(i)
@@ -201,47 +407,171 @@ def decode_telemetry(values: Sequence[bytes | None]) -> TelemetryDecoded:
             good = [g for g, b in zip(good, bad.tolist(), strict=True) if not b]
             keep = ~bad[msg]
             floats, ints = floats[:, keep], ints[:, keep]
+    if bins:
+        bad = _bad_binary([b for _, b in bins])
+        if bad.any():
+            suspects.extend(bins[k][0] for k in np.flatnonzero(bad).tolist())
+            bins = [b for b, x in zip(bins, bad.tolist(), strict=True) if not x]
 
     errors: list[tuple[int, str]] = []
-    rescued: list[tuple[int, GpuTelemetry]] = []
+    rescued: list[tuple[int, list[GpuTelemetry]]] = []
     for i in sorted(suspects):
         try:
-            event = decode(values[i], _EXPECT)
+            events = decode_readings(values[i], _EXPECT)
         except EventError as exc:
             errors.append((i, exc.reason))
             continue
-        rescued.append((i, cast(GpuTelemetry, event)))  # decode(expect=...) ensures the type
+        rescued.append((i, cast(list[GpuTelemetry], events)))  # expect= ensures the type
 
-    msgs = [g for _, g in good]
-    if rescued:  # rare (old versions, "true" inside a string ...): merge in input order
-        msgs, floats, ints = _merge(good, floats, ints, rescued)
-    if not msgs:
-        return TelemetryDecoded(empty_telemetry_batch(), errors)
-    return TelemetryDecoded(_assemble(msgs, floats, ints), errors)
+    if not good and not bins and not rescued:
+        return TelemetryDecoded(empty_telemetry_batch(), errors, np.zeros(0, np.intp))
+    if not bins and not rescued:  # JSON only, the fast path took all: as before
+        batch = _assemble([g for _, g in good], floats, ints)
+        return TelemetryDecoded(batch, errors, np.array([i for i, _ in good], np.intp))
+    return _assemble_pieces(
+        good=good, floats=floats, ints=ints, bins=bins, rescued=rescued, errors=errors
+    )
 
 
-def _merge(
+def _assemble_pieces(
+    *,
     good: list[tuple[int, _Msg]],
     floats: npt.NDArray[np.float64],
     ints: npt.NDArray[np.int64],
-    rescued: list[tuple[int, GpuTelemetry]],
-) -> tuple[list[_Msg], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """Interleave the fast path's messages with those the models accepted, by input index."""
-    parts: list[tuple[int, _Msg, npt.NDArray[np.float64], npt.NDArray[np.int64]]] = []
-    start = 0
-    for i, g in good:
-        parts.append((i, g, floats[:, start : start + g.n], ints[:, start : start + g.n]))
-        start += g.n
-    for i, e in rescued:
-        limit = _POWER_LIMIT[e.gpu_model]
-        g = _Msg(e.source_id, e.seq, e.ts_ns, e.interval_ns, len(e.gpu_index), e.jobs, limit)
-        f, n = split_block(pack_columns(numeric_columns(e), len(e.gpu_index)))
-        parts.append((i, g, f, n))
-    parts.sort(key=lambda p: p[0])
-    return (
-        [p[1] for p in parts],
-        np.concatenate([p[2] for p in parts], axis=1),
-        np.concatenate([p[3] for p in parts], axis=1),
+    bins: list[tuple[int, _Bin]],
+    rescued: list[tuple[int, list[GpuTelemetry]]],
+    errors: list[tuple[int, str]],
+) -> TelemetryDecoded:
+    """Merge the JSON fast path's messages, the binary ones and the rescued ones, in input
+    order, into one batch."""
+    pieces: list[_Piece] = []
+    groups: list[_Cols] = []
+    at = 0
+    if good:
+        groups.append(_cols_from_block(floats, ints))
+        for i, g in good:
+            pieces.append(
+                _Piece(i, g.source_id, g.seq, 1, g.n, [g.ts_ns], [g.interval_ns], g.jobs, at)
+            )
+            at += g.n
+    if bins:
+        groups.append(
+            _Cols(
+                np.concatenate([b.f32 for _, b in bins], axis=1),
+                np.concatenate([b.nvlink for _, b in bins]),
+                np.stack(
+                    [
+                        _tiled_gpu_index([b for _, b in bins]),
+                        np.concatenate([b.xid for _, b in bins]),
+                        np.concatenate([b.slot for _, b in bins]),
+                    ]
+                ),
+            )
+        )
+        for i, b in bins:
+            pieces.append(
+                _Piece(
+                    i, b.source_id, b.seq, b.k, b.n, b.ts.tolist(), b.interval.tolist(), b.jobs, at
+                )
+            )
+            at += b.k * b.n
+    for i, events in rescued:
+        e0 = events[0]
+        n = len(e0.gpu_index)
+        blocks = [pack_columns(numeric_columns(e), n) for e in events]
+        groups.append(_cols_from_block(*split_block(np.concatenate(blocks, axis=1))))
+        pieces.append(
+            _Piece(
+                i,
+                e0.source_id,
+                e0.seq,
+                len(events),
+                n,
+                [e.ts_ns for e in events],
+                [e.interval_ns for e in events],
+                e0.jobs,
+                at,
+            )
+        )
+        at += len(events) * n
+    cols = _Cols(
+        np.concatenate([g.f32 for g in groups], axis=1),
+        np.concatenate([g.nvlink for g in groups]),
+        np.concatenate([g.ints for g in groups], axis=1),
+    )
+    pieces.sort(key=lambda p: p.pos)
+    lens = np.array([p.k * p.n for p in pieces], np.int64)
+    starts = np.array([p.start for p in pieces], np.int64)
+    new_off = np.zeros(len(pieces) + 1, np.int64)
+    np.cumsum(lens, out=new_off[1:])
+    if not np.array_equal(starts, new_off[:-1]):  # not in input order yet: gather
+        rows = np.repeat(starts - new_off[:-1], lens) + np.arange(int(new_off[-1]))
+        cols = _Cols(cols.f32[:, rows], cols.nvlink[rows], cols.ints[:, rows])
+    return TelemetryDecoded(
+        _assemble_readings(pieces, cols, lens),
+        errors,
+        np.repeat([p.pos for p in pieces], [p.k for p in pieces]),
+    )
+
+
+def _tiled_gpu_index(bins: list[_Bin]) -> npt.NDArray[np.int32]:
+    """Every message's ``gpu_index`` repeated once per reading, all messages back to back."""
+    gpu = np.concatenate([b.gpu_index for b in bins])
+    if all(b.k == 1 for b in bins):
+        return gpu
+    n = np.array([b.n for b in bins], np.int64)
+    kn = n * np.array([b.k for b in bins], np.int64)
+    g0 = np.repeat(np.cumsum(n) - n, kn)
+    s0 = np.repeat(np.cumsum(kn) - kn, kn)
+    out: npt.NDArray[np.int32] = gpu[g0 + (np.arange(int(kn.sum())) - s0) % np.repeat(n, kn)]
+    return out
+
+
+def _assemble_readings(
+    pieces: list[_Piece], cols: _Cols, lens: npt.NDArray[np.int64]
+) -> TelemetryBatch:
+    """The batch of ``pieces`` (in order; each reading a message) over ``cols``."""
+    ks = [p.k for p in pieces]
+    source_index: dict[str, int] = {}
+    src = [source_index.setdefault(p.source_id, len(source_index)) for p in pieces]
+    job_index: dict[str, int] = {}
+    remap: list[int] = []
+    job_start: list[int] = []
+    for p in pieces:
+        job_start.append(len(remap))
+        remap.append(-1)
+        remap.extend([job_index.setdefault(j, len(job_index)) for j in p.jobs])
+    k_arr = np.array(ks, np.int64)
+    r_total = int(k_arr.sum())
+    first = np.repeat(np.cumsum(k_arr) - k_arr, k_arr)
+    seq = np.repeat(np.array([p.seq for p in pieces], np.int64), k_arr)
+    seq += np.arange(r_total, dtype=np.int64) - first
+    counts = np.repeat(np.array([p.n for p in pieces], np.int64), k_arr)
+    row_offsets = np.zeros(r_total + 1, np.int64)
+    np.cumsum(counts, out=row_offsets[1:])
+    start = np.repeat(np.array(job_start, np.int64), lens)
+    job_code = np.asarray(remap, np.int32)[start + 1 + cols.ints[_SLOT]]
+    f = cols.f32
+    return TelemetryBatch(
+        source_ids=tuple(source_index),
+        source_code=np.repeat(np.array(src, np.int32), k_arr),
+        seq=seq,
+        ts_ns=np.array([t for p in pieces for t in p.ts], np.int64),
+        interval_ns=np.array([t for p in pieces for t in p.interval], np.int64),
+        row_offsets=row_offsets,
+        gpu_index=np.ascontiguousarray(cols.ints[_GPU]),
+        power_w=np.ascontiguousarray(f[0]),
+        temp_c=np.ascontiguousarray(f[1]),
+        memory_temp_c=np.ascontiguousarray(f[2]),
+        sm_clock_mhz=np.ascontiguousarray(f[3]),
+        gpu_util_pct=np.ascontiguousarray(f[4]),
+        sm_active=np.ascontiguousarray(f[5]),
+        tensor_active=np.ascontiguousarray(f[6]),
+        dram_active=np.ascontiguousarray(f[7]),
+        nvlink_bytes=np.ascontiguousarray(cols.nvlink),
+        xid=np.ascontiguousarray(cols.ints[1]),
+        job_ids=tuple(job_index),
+        job_code=job_code,
     )
 
 

@@ -91,6 +91,10 @@ class TelemetryConfig:
     sm_active_noise: float = rule(0, 0.2)  # std dev of the noise added to the true sm_active
     activity_noise: float = rule(0, 0.2)  # std dev on tensor_active and dram_active
     power_noise_w: float = rule(0, 50)  # std dev of board power measurement noise
+    #: gpu_telemetry wire format: "json" (v1, one reading a message) or "binary" (the columnar
+    #: layout of docs/EVENTS.md, readings_per_message consecutive readings a message)
+    format: str = rule(choices=("json", "binary"), default="json")
+    readings_per_message: int = rule(1, 3600, default=1)  # > 1 needs format = "binary"
 
 
 @dataclass(frozen=True, slots=True)

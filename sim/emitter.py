@@ -18,7 +18,7 @@ from sim.config import Scenario
 from sim.cooling import FacilityPower
 from sim.network import Link
 from sim.records import EventWriter, Record
-from sim.telemetry import RackTelemetryEncoder
+from sim.telemetry import RackBinaryEncoder, RackTelemetryEncoder
 from sim.timefmt import NS_PER_S
 from sim.topology import Topology
 from twin.gpus import MODEL_NAMES
@@ -69,6 +69,11 @@ class FacilityEmitter:
         self.writer = EventWriter()
         self.enc = RackTelemetryEncoder(topo, self.dt_ns)
         tel = scenario.telemetry
+        self.binary: RackBinaryEncoder | None = (
+            RackBinaryEncoder(topo, self.enc, tel.readings_per_message)
+            if tel.format == "binary"
+            else None
+        )
         self.power_every = round(tel.power_interval_s / dt)
         self.cooling_every = round(tel.cooling_interval_s / dt)
         self.plant_every = round(tel.plant_interval_s / dt)
@@ -231,12 +236,19 @@ class FacilityEmitter:
         records = w.drain()
         ts1 = sim.ns(st.t1)
         self._telemetry(sim, st)
-        records.extend(self.enc.encode(ts1, self.telemetry_seq))
+        if self.binary is None:
+            records.extend(self.enc.encode(ts1, self.telemetry_seq))
+        else:
+            records.extend(self.binary.add(ts1, self.dt_ns, self.telemetry_seq))
         self.telemetry_seq += 1
         self.gpu_samples += self.topo.n_gpus
         self._meters(sim, ts1, st.fp)
         records.extend(w.drain())
         return records
+
+    def finish(self) -> list[Record]:
+        """End of the run: the readings a binary exporter still buffers (else nothing)."""
+        return [] if self.binary is None else self.binary.flush()
 
     def _noise(self) -> tuple[npt.NDArray[np.float32], ...]:
         """Three standard-normal vectors for this interval: views at seeded random offsets

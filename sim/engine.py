@@ -470,6 +470,11 @@ class Simulator:
             self.truth.end_tick(self.ns(self.t), self.gpu_job, self.gpu_tenant, self.price)
         return records
 
+    def finish(self) -> list[Record]:
+        """End of the run: records still buffered (telemetry readings a binary exporter holds
+        until it has ``readings_per_message`` of them). Call once after the last step."""
+        return [] if self.out is None else self.out.finish()
+
     def _emit_initial(self) -> None:
         for pc in self.scenario.price:
             self._schedule(parse_duration_s(pc.at), "price", pc.usd_per_mwh)

@@ -113,6 +113,11 @@ def simulate(
         if progress is not None:
             progress(stats)
     if sink is not None:
+        records = sim.finish()  # a binary exporter's last, shorter message
+        if records:
+            sink.write(records)
+            stats.records += len(records)
+            stats.bytes += sum(len(v) for _, _, v in records)
         sink.flush()
     stats.wall_s = monotonic() - start
     truth = sim.truth_table()

@@ -248,6 +248,11 @@ def _check_references(s: Scenario) -> None:
             abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1,
             f"telemetry.{key}: must be a whole multiple of telemetry.gpu_interval_s ({base:g})",
         )
+    _require(
+        t.readings_per_message == 1 or t.format == "binary",
+        "telemetry.readings_per_message: must be 1 with format 'json' (a JSON gpu_telemetry "
+        "message carries one reading); use format = 'binary'",
+    )
     _require(len(s.campus) > 0, "campus: at least one [[campus]] is required")
     campus_ids = [c.id for c in s.campus]
     _unique(campus_ids, "campus", "id")

@@ -9,16 +9,20 @@ Ordering rule (what makes the fold deterministic whatever the interleaving of pa
   partitions this worker has seen, of the largest event time seen on each.
 - A record's tick is decided by :func:`twin.reducers.tick_time`: its event time, or for a
   reading that stands for an interval ending at ``ts_ns`` (telemetry, meters), the interval's
-  start. A telemetry partition's clock is the end (``ts_ns``) of the latest reading it
-  delivered: readings arrive in time order per partition, so every interval that ended by then
-  is in.
+  start. A telemetry partition's clock is the end (``ts_ns``) of the first reading of the
+  latest record it delivered (a JSON record has one reading; a binary one the K readings of
+  an exporter's window): exporters push in time order, so every interval that ended by then
+  is in, from every rack of the partition.
 - Records wait in a buffer until the watermark passes the end of the open tick plus
   ``lateness_ns``. Then every buffered record of that tick is folded: first the low-volume
   events sorted by (event time, topic, source, seq), then the telemetry messages in arrival
   order (a rack's messages always share a partition, so each GPU's samples keep log order), and
   the tick is closed. Records of later ticks stay buffered.
 - Partitions a restarted worker knows from its snapshot (or that Kafka assigned) are waited for
-  from the start; one that delivers nothing holds ticks back by at most ``silent_grace_ns``.
+  from the start; one that delivers nothing holds ticks back by at most ``silent_grace_ns``,
+  unless it is known to have a backlog (``set_backlog``): then ticks wait for its first record
+  (a record of binary telemetry spans K seconds, so the other partitions can otherwise run a
+  grace period ahead within a few records of a replay).
 - A low-volume partition that had a backlog when reading started holds the watermark at its own
   latest event time until it has been read to that end (``set_backlog``), so replaying a log
   gives the same ticks however the partitions are interleaved.
@@ -198,6 +202,7 @@ class Pipeline:
         self.stats = _Stats()
         self._ctl_clock: dict[TopicPartition, int] = {}  # low-volume partition -> max time
         self._backlog: dict[TopicPartition, int] = {}  # low-volume partition -> end at start
+        self._tel_backlog: dict[int, int] = {}  # telemetry partition -> its known end
         #: partitions positioned at a known offset: records are taken from exactly there on
         self._sync: dict[TopicPartition, int] = {}
         #: the racks this worker owns when several workers share the telemetry (None: all)
@@ -220,6 +225,7 @@ class Pipeline:
                 continue
             if topic == CLOCK_TOPIC:
                 self.expect((p,))
+                self._tel_backlog[int(p)] = max(int(end), self._tel_backlog.get(int(p), 0))
             elif end > self._backlog.get((topic, p), -1):
                 self._backlog[(topic, p)] = int(end)
 
@@ -301,21 +307,26 @@ class Pipeline:
 
     def _ingest_telemetry(self, recs: list[Record]) -> list[DeadLetter]:
         decoded = decode_telemetry([r.value for r in recs])
-        bad = {i for i, _ in decoded.errors}
         dead = [DeadLetter(recs[i], reason) for i, reason in decoded.errors]
-        kept = [r for i, r in enumerate(recs) if i not in bad]
-        if not kept:
-            return dead
         batch = decoded.batch
-        part = np.fromiter((r.partition for r in kept), np.int32, len(kept))
-        offs = np.fromiter((r.offset for r in kept), np.int64, len(kept))
+        if not batch.n_messages:
+            return dead
+        # per batch message (a binary record with K readings gives K), its record's place
+        part = np.fromiter((r.partition for r in recs), np.int32, len(recs))[decoded.inputs]
+        offs = np.fromiter((r.offset for r in recs), np.int64, len(recs))[decoded.inputs]
         self._tel.append(_Telemetry(batch, part, offs))
         self.stats.samples += batch.n_samples
-        # advance each partition's clock: the latest sample end per partition (few partitions);
-        # a rack exporter sends its readings in time order, so a partition that delivered a
-        # reading ending at t delivered every reading of intervals that ended by t
-        for p in np.unique(part).tolist():
-            t = int(batch.ts_ns[part == p].max())
+        # advance each partition's clock: per partition (few), the latest end of a record's
+        # first reading. Exporters push their readings in time order, a binary record the K
+        # readings of its window once the window is over, so a partition that delivered a
+        # record whose first reading ends at t delivered every reading that ended by t (from
+        # any rack); a later reading of the same record does not say that of the other racks.
+        first = np.ones(batch.n_messages, np.bool_)
+        first[1:] = decoded.inputs[1:] != decoded.inputs[:-1]
+        first_part = part[first]
+        first_ts = batch.ts_ns[first]
+        for p in np.unique(first_part).tolist():
+            t = int(first_ts[first_part == p].max())
             if t > self._clock.get(p, -1):
                 self._clock[p] = t
         return dead
@@ -332,6 +343,9 @@ class Pipeline:
             return None
         wm = min(seen)
         if len(seen) < len(self._clock):
+            for p, end in self._tel_backlog.items():
+                if self._clock.get(p) == -1 and self._next.get((CLOCK_TOPIC, p), 0) < end:
+                    return None  # a partition with a backlog has delivered nothing yet
             wm -= self.silent_grace_ns
         for tp, end in self._backlog.items():
             if self._next.get(tp, 0) < end:  # still behind: wait for its events

@@ -5,6 +5,7 @@ Examples::
     twin simulate --scenario small --duration 2m                 # produce to Kafka (local broker)
     twin simulate --scenario colossus1-mixed --duration 30s --out run.twinlog --truth truth.parquet
     twin simulate --scenario colossus1-mixed --duration 6h --summary   # ground truth, no events
+    twin simulate --scenario small --duration 2m --telemetry-format binary --readings-per-message 10
     twin simulate --list
 """
 
@@ -34,7 +35,7 @@ from streams.cli.main import CliError
 from streams.cli.options import add_kafka_flags, add_setting_flags, settings_from_args
 from streams.topics import TopicError, ensure_topics
 
-__all__ = ["parse_speed", "register", "render_summary"]
+__all__ = ["parse_speed", "register", "render_summary", "telemetry_overrides"]
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -74,6 +75,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="override the scenario's seed (same seed => same bytes)",
     )
     parser.add_argument(
+        "--telemetry-format",
+        choices=("json", "binary"),
+        default=None,
+        help="gpu_telemetry wire format: json (v1, one reading a message) or binary (packed "
+        "columns, docs/EVENTS.md) (default: the scenario's telemetry.format, json)",
+    )
+    parser.add_argument(
+        "--readings-per-message",
+        type=int,
+        default=None,
+        metavar="K",
+        help="binary telemetry: consecutive readings per message, an exporter pushing every K "
+        "intervals (default: the scenario's telemetry.readings_per_message, 1)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -107,6 +123,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=_run)
 
 
+def telemetry_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Scenario overrides from --telemetry-format and --readings-per-message."""
+    tel: dict[str, Any] = {}
+    if args.telemetry_format is not None:
+        tel["format"] = args.telemetry_format
+    if args.readings_per_message is not None:
+        if args.readings_per_message < 1:
+            raise CliError(f"--readings-per-message: must be >= 1, got {args.readings_per_message}")
+        tel["readings_per_message"] = args.readings_per_message
+        if args.telemetry_format is None and args.readings_per_message > 1:
+            tel["format"] = "binary"  # more than one reading a message is binary only
+    return {"telemetry": tel} if tel else {}
+
+
 def parse_speed(text: str) -> float | None:
     """``max`` -> None (as fast as possible); a positive number -> that factor."""
     if text.strip().lower() == "max":
@@ -132,7 +162,7 @@ def _load(args: argparse.Namespace) -> tuple[Scenario, float]:
     if duration <= 0:
         raise CliError(f"--duration: must be > 0, got {args.duration!r}")
     try:
-        scenario = load_scenario(args.scenario, seed=args.seed)
+        scenario = load_scenario(args.scenario, telemetry_overrides(args), seed=args.seed)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     if args.interval is not None and not args.summary:
