@@ -27,9 +27,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from sim.config import Scenario
-from sim.producer import KafkaSink
-from sim.run import simulate
 from streams.app import end_offsets, write_stop_file
+from streams.feed import simulate_into_kafka
 from streams.merge import PartialsMerger, run_merger
 from streams.pipeline import CLOCK_TOPIC
 from streams.settings import Settings, env_var
@@ -167,24 +166,15 @@ def run_scaled_out(
             progress(f"  worker {c.name} holds facility.gpu partitions {list(c.held or ())}")
 
         def produce() -> None:
-            def check(_: Any) -> None:
-                if halt.is_set():
-                    raise InterruptedError
             try:
-                with KafkaSink(settings.kafka_python_kwargs(bootstrap)) as sink:
-                    result = simulate(scenario, duration_s, sink=sink, speed=speed,
-                                      progress=check)
-                progress(
-                    f"simulated {result.stats.sim_seconds:.0f} s of {scenario.name}: "
-                    f"{result.stats.records:,} events, {result.stats.gpu_samples:,} GPU samples "
-                    f"in {result.stats.wall_s:.1f} s"
-                )
-            except InterruptedError:
-                return
-            except BaseException as exc:
+                simulate_into_kafka(settings, bootstrap, scenario, duration_s, speed, halt=halt,
+                                    progress=progress)
+            except BaseException as exc:  # surfaced after the workers stop
                 failure.append(exc)
-            # the workers stop once they have read their partitions to here
-            write_stop_file(stop_file, end_offsets(settings, bootstrap))
+            try:  # the workers stop once they have read their partitions to here
+                write_stop_file(stop_file, end_offsets(settings, bootstrap))
+            except Exception as exc:  # noqa: BLE001 - surfaced after the workers stop
+                failure.append(exc)
 
         feeder = threading.Thread(target=produce, name="simulator", daemon=True)
         feeder.start()

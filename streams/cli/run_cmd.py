@@ -54,19 +54,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=_run)
 
 
-class _StoppedError(Exception):
-    pass
-
-
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from sim.producer import KafkaSink
-    from sim.run import simulate
     from sim.scenario import ScenarioError, load_scenario
     from sim.timefmt import parse_duration_s
     from streams.app import end_offsets, make_app, run_faust
     from streams.broker import local_broker
+    from streams.feed import simulate_into_kafka
     from streams.topics import ensure_topics
     from streams.worker import TwinWorker, WorkerConfig
 
@@ -109,20 +104,9 @@ def _run(args: argparse.Namespace) -> int:
         failure: list[BaseException] = []
 
         def produce() -> None:
-            def progress(stats: Any) -> None:
-                if stop.is_set():
-                    raise _StoppedError
             try:
-                with KafkaSink(settings.kafka_python_kwargs(bootstrap)) as sink:
-                    result = simulate(scenario, duration, sink=sink, speed=speed,
-                                      progress=progress)
-                console.print(
-                    f"simulated {result.stats.sim_seconds:.0f} s of {scenario.name}: "
-                    f"{result.stats.records:,} events, {result.stats.gpu_samples:,} GPU samples "
-                    f"in {result.stats.wall_s:.1f} s"
-                )
-            except _StoppedError:
-                pass
+                simulate_into_kafka(settings, bootstrap, scenario, duration, speed, halt=stop,
+                                    progress=console.print)
             except BaseException as exc:  # surfaced after the worker stops
                 failure.append(exc)
             finally:

@@ -4,37 +4,19 @@ snapshot plus a replay from its offsets (the same logic the worker runs against 
 from __future__ import annotations
 
 import pickle
-from functools import cache
 
 import numpy as np
 import pytest
-from kafka.partitioner.default import murmur2
 
 from schemas.binary import MAGIC
-from sim.run import MemorySink, simulate
-from sim.scenario import load_scenario
 from streams.pipeline import Pipeline, Record
-from streams.topics import DEFAULT_PARTITIONS
+from tests.unit.stream_support import simulated_records
 from twin.checksum import state_checksum
 from twin.state import TwinState
 
 
-@cache
 def _records(seconds: float = 120.0, readings: int = 0) -> tuple[Record, ...]:
-    """The small scenario's records; ``readings`` > 0: binary telemetry with that many
-    readings per message (0: JSON)."""
-    sink = MemorySink()
-    tel = {"format": "binary", "readings_per_message": readings} if readings else {}
-    simulate(load_scenario("small", {"telemetry": tel}), seconds, sink=sink)
-    offsets: dict[tuple[str, int], int] = {}
-    out = []
-    for topic, key, value in sink.records:
-        n = DEFAULT_PARTITIONS[topic]
-        p = (murmur2(key) & 0x7FFFFFFF) % n if key else 0
-        o = offsets.get((topic, p), 0)
-        offsets[(topic, p)] = o + 1
-        out.append(Record(topic, p, o, key, value))
-    return tuple(out)
+    return simulated_records(seconds, readings)
 
 
 def _interleave(records: list[Record], seed: int) -> list[Record]:

@@ -3,19 +3,15 @@ partitions, merged from their partials, give the facility figures of one worker.
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import orjson
 import pytest
-from kafka.partitioner.default import murmur2
 
-from sim.run import MemorySink, simulate
-from sim.scenario import load_scenario
 from streams.merge import PartialsMerger
 from streams.pipeline import CLOCK_TOPIC, Pipeline, Record
 from streams.topics import DEFAULT_PARTITIONS
 from streams.worker import partial_message
+from tests.unit.stream_support import simulated_records
 from twin.results import KPI_COLUMNS, TickResult
 from twin.state import TwinState
 
@@ -24,19 +20,8 @@ TOTAL = DEFAULT_PARTITIONS[CLOCK_TOPIC]
 STRAGGLER_COLUMNS = {"straggler_cost_gpu_s"}
 
 
-@cache
 def _records(seconds: float = 90.0) -> tuple[Record, ...]:
-    sink = MemorySink()
-    simulate(load_scenario("small"), seconds, sink=sink)
-    offsets: dict[tuple[str, int], int] = {}
-    out = []
-    for topic, key, value in sink.records:
-        n = DEFAULT_PARTITIONS[topic]
-        p = (murmur2(key) & 0x7FFFFFFF) % n if key else 0
-        o = offsets.get((topic, p), 0)
-        offsets[(topic, p)] = o + 1
-        out.append(Record(topic, p, o, key, value))
-    return tuple(out)
+    return simulated_records(seconds)
 
 
 def _run(records: list[Record], held: list[int] | None) -> list[TickResult]:
