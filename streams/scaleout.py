@@ -173,7 +173,7 @@ def run_scaled_out(
                 failure.append(exc)
             try:  # the workers stop once they have read their partitions to here
                 write_stop_file(stop_file, end_offsets(settings, bootstrap))
-            except Exception as exc:  # noqa: BLE001 - surfaced after the workers stop
+            except Exception as exc:
                 failure.append(exc)
 
         feeder = threading.Thread(target=produce, name="simulator", daemon=True)

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.cli.state_cmd",
     "streams.cli.query_cmd",
     "streams.cli.compare_cmd",
+    "streams.cli.export_cmd",
     "streams.cli.report_cmd",
 )
 
