@@ -55,5 +55,6 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc}") from None
     for d in done:
-        print(f"{d.table}: {d.rows:,} rows in {d.files} files under {d.path}")
+        files = "file" if d.files == 1 else "files"
+        print(f"{d.table}: {d.rows:,} rows in {d.files} {files} under {d.path}")
     return 0
