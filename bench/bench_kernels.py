@@ -34,7 +34,7 @@ from machine import machine_lines
 
 from twin import TwinState, close_tick, fold_events
 from twin import synthetic as syn
-from twin.batches import Batch, FacilityPower, RackPower
+from twin.batches import Batch
 from twin.kernels import _cell_quantities, _plan, compute_tick
 from twin.state import TwinState as _State
 
@@ -58,25 +58,7 @@ def build(n_jobs: int = 20, seed: int = 7) -> tuple[TwinState, syn.Layout]:
             log.append(syn.job_steps(tokens, ts_ns=t + S // 2, seq=seq, step=second))
             seq += n_jobs
         log.append(
-            [
-                RackPower(
-                    ts_ns=t,
-                    source_id="pdu",
-                    seq=second,
-                    hall_id="all",
-                    interval_ns=S,
-                    rack_id=layout.rack_ids,
-                    pdu_power_w=layout.rack_size * 720.0,
-                ),
-                FacilityPower(
-                    ts_ns=t,
-                    source_id="meter",
-                    seq=second,
-                    interval_ns=S,
-                    it_power_w=1.6e8,
-                    total_power_w=1.8e8,
-                ),
-            ]
+            syn.power_readings(layout, t, second, it_power_w=1.6e8, total_power_w=1.8e8)
         )
     results = fold_events(state, log)
     assert len(results) == 1, "one tick closed, the second one open"

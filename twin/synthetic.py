@@ -14,16 +14,26 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.batches import (
+    FacilityPower,
     JobStarted,
     JobStep,
     LeaseSigned,
     ModelSpec,
     Parallelism,
     RackInstalled,
+    RackPower,
     TelemetryBatch,
 )
 
-__all__ = ["Layout", "facility", "job_steps", "start_jobs", "telemetry", "tokens_for_mfu"]
+__all__ = [
+    "Layout",
+    "facility",
+    "job_steps",
+    "power_readings",
+    "start_jobs",
+    "telemetry",
+    "tokens_for_mfu",
+]
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -224,3 +234,35 @@ def tokens_for_mfu(job_of_gpu: I32, n_jobs: int, mfu: float, duration_s: float =
     fpt = 6 * 70e9 + 12 * 80 * 64 * 128 * 8192
     tokens: I64 = np.maximum(1, (mfu * 989.4e12 * sizes * duration_s / fpt)).astype(np.int64)
     return tokens
+
+
+def power_readings(
+    layout: Layout,
+    ts_ns: int,
+    seq: int,
+    *,
+    rack_w_per_gpu: float = 720.0,
+    it_power_w: float,
+    total_power_w: float,
+) -> list[RackPower | FacilityPower]:
+    """One second of PDU readings for every rack (``rack_w_per_gpu`` per installed GPU) and of
+    the facility meter."""
+    return [
+        RackPower(
+            ts_ns=ts_ns,
+            source_id="pdu",
+            seq=seq,
+            hall_id="all",
+            interval_ns=1_000_000_000,
+            rack_id=layout.rack_ids,
+            pdu_power_w=(layout.rack_size * rack_w_per_gpu).astype(np.float64),
+        ),
+        FacilityPower(
+            ts_ns=ts_ns,
+            source_id="meter",
+            seq=seq,
+            interval_ns=1_000_000_000,
+            it_power_w=it_power_w,
+            total_power_w=total_power_w,
+        ),
+    ]

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.pipeline import take_messages
 from tests.unit.test_twin_properties import Item, batches, logs
 from twin import (
     KPI_COLUMNS,
@@ -36,7 +37,7 @@ from twin import (
     state_checksum,
 )
 from twin import synthetic as syn
-from twin.batches import Batch, FacilityPower, RackPower, TelemetryBatch
+from twin.batches import Batch
 from twin.kernels import compute_tick
 
 S = 1_000_000_000
@@ -46,59 +47,6 @@ T0 = 1_750_000_000 * S
 PARTS = (("H100", 2_400, 8), ("H200", 512, 64), ("GB200", 288, 72))
 N_JOBS = 7
 Mask = npt.NDArray[np.bool_]
-
-
-def _rack_power(layout: syn.Layout, t: int, second: int) -> list[Any]:
-    return [
-        RackPower(
-            ts_ns=t,
-            source_id="pdu",
-            seq=second,
-            hall_id="all",
-            interval_ns=S,
-            rack_id=layout.rack_ids,
-            pdu_power_w=layout.rack_size * 720.0,
-        ),
-        FacilityPower(
-            ts_ns=t,
-            source_id="meter",
-            seq=second,
-            interval_ns=S,
-            it_power_w=1.6e6,
-            total_power_w=1.9e6,
-        ),
-    ]
-
-
-def _subset(batch: TelemetryBatch, keep: Mask) -> TelemetryBatch:
-    """The messages of ``batch`` that ``keep`` selects (one message per rack)."""
-    msgs = np.flatnonzero(keep)
-    starts, ends = batch.row_offsets[msgs], batch.row_offsets[msgs + 1]
-    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
-    per_row = (
-        "gpu_index",
-        "power_w",
-        "temp_c",
-        "memory_temp_c",
-        "sm_clock_mhz",
-        "gpu_util_pct",
-        "sm_active",
-        "tensor_active",
-        "dram_active",
-        "nvlink_bytes",
-        "xid",
-        "job_code",
-    )
-    return TelemetryBatch(
-        source_ids=batch.source_ids,
-        source_code=batch.source_code[msgs],
-        seq=batch.seq[msgs],
-        ts_ns=batch.ts_ns[msgs],
-        interval_ns=batch.interval_ns[msgs],
-        row_offsets=np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64),
-        job_ids=batch.job_ids,
-        **{name: getattr(batch, name)[rows] for name in per_row},
-    )
 
 
 def _log(owned: Mask | None = None) -> tuple[list[Batch], syn.Layout]:
@@ -113,11 +61,11 @@ def _log(owned: Mask | None = None) -> tuple[list[Batch], syn.Layout]:
         t = T0 + second * S
         telemetry = syn.telemetry(layout, t, second, rng=rng, job_of_gpu=job_of)
         if owned is not None:
-            telemetry = _subset(telemetry, owned)
+            telemetry = take_messages(telemetry, np.flatnonzero(owned))
         log.append(telemetry)
         if second % 2 == 1:
             log.append(syn.job_steps(tokens, ts_ns=t + S // 2, seq=second * N_JOBS, step=second))
-        log.append(_rack_power(layout, t, second))
+        log.append(syn.power_readings(layout, t, second, it_power_w=1.6e6, total_power_w=1.9e6))
     return log, layout
 
 
