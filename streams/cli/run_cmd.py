@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "run",
         help="all-in-one: local broker, simulator, worker, DuckDB, then the run summary",
         description=(
-            "Simulate a scenario into Kafka while one Faust worker folds it live into the twin "
+            "Simulate a scenario into Kafka while one Faust worker (or, with --workers N, N "
+            "worker processes in one consumer group plus a merger) folds it live into the twin "
             "and lands ticks and snapshots in DuckDB; print the summary (facility MFU, the waste "
             "ledger, top stragglers, tenant economics) when the simulation is done. Starts the "
             "local broker when no cluster is configured and stops it at the end."
