@@ -3,6 +3,13 @@
 Telemetry is keyed by rack id, so each rack's messages land on one partition in order; every other
 event is keyed by its source's key (see :mod:`sim.records`). Delivery errors are collected from
 the futures and raised on :meth:`KafkaSink.flush`, so a run never ends silently short.
+
+Ordering across topics: a ``write`` call carries one simulated interval. When it holds any
+low-volume event (scheduler, leases, meters, topology), the sink waits until those are at the
+broker before it returns, so the telemetry of a later interval never reaches the broker ahead of
+them. Workers rely on it when the simulator runs faster than real time: a tick closes on the
+telemetry's event time, and a worker asks the broker how far the low-volume partitions go
+before it closes one (:mod:`streams.app`).
 """
 
 from __future__ import annotations
@@ -13,7 +20,10 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from schemas.topics import TOPIC_GPU
 from sim.records import Record
+
+TELEMETRY_TOPIC = TOPIC_GPU
 
 __all__ = ["KafkaSink", "ProduceError"]
 
@@ -46,10 +56,14 @@ class KafkaSink:
 
     def write(self, records: list[Record]) -> None:
         send = self._producer.send
+        control = False
         for topic, key, value in records:
             send(topic, key=key, value=value).add_errback(self._failed)
             self.bytes += len(value)
+            control = control or topic != TELEMETRY_TOPIC
         self.records += len(records)
+        if control:
+            self._producer.flush()  # low-volume events at the broker before later telemetry
         if self._errors:
             self._raise()
 

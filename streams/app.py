@@ -1,8 +1,9 @@
 """The Faust application, made by a factory (never at import time: faust-streaming binds the
 event loop when an app is created).
 
-``facility.gpu`` is consumed by a Faust agent in batches (``stream.take_events``): its
-partitions are split among the workers of the consumer group. The low-volume facility topics
+``facility.gpu`` is consumed by a Faust agent in batches (``stream.take_events``), or with
+``delivery = "batch"`` a fetch at a time straight from Faust's consumer (:mod:`streams.delivery`);
+either way its partitions are split among the workers of the consumer group. The low-volume facility topics
 (topology, jobs, leases, power, cooling, network) are *broadcast*: every worker reads every
 partition of them with its own group-less consumer, because every worker needs the whole
 facility's topology, jobs, leases and meters to fold its own racks (see
@@ -15,25 +16,25 @@ the newest DuckDB snapshot plus a replay of the log from the offsets it records,
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AIOTopicPartition
+from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 
+from streams import delivery
 from streams.pipeline import CLOCK_TOPIC, TOPIC_RANK, Record
 from streams.settings import Settings
 from streams.topics import DEFAULT_PARTITIONS, TWIN_DEADLETTER, TWIN_KPIS, TWIN_PARTIALS
-from streams.worker import TwinWorker
+from streams.worker import TwinWorker, read_stop_file, write_stop_file
 
 __all__ = [
     "CONTROL_TOPICS",
@@ -102,9 +103,15 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
     """A Faust app whose agents feed ``worker``. Call ``worker.start()`` first (recovery)."""
     cfg = worker.config
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only its own folder
+    if cfg.delivery not in delivery.DELIVERIES:
+        raise ValueError(f"delivery must be one of {delivery.DELIVERIES}, not {cfg.delivery!r}")
+    batch = cfg.delivery == "batch"
+    if batch:
+        delivery.install()
     app = faust.App(
         cfg.group_id,
         broker=f"kafka://{bootstrap}",
+        broker_consumer=f"{delivery.SCHEME if batch else 'kafka'}://{bootstrap}",
         broker_credentials=_faust_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
@@ -147,7 +154,8 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
 
     def note_highwaters() -> None:
         """What the broker holds beyond what we read, per low-volume partition (see
-        Pipeline.set_backlog): the watermark waits until we have read it."""
+        Pipeline.set_backlog): the watermark waits until we have read it. From the reader's
+        latest fetch responses (no request)."""
         if not control:
             return
         marks = {}
@@ -157,13 +165,60 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
                 marks[(tp.topic, tp.partition)] = int(hw)
         worker.pipeline.set_backlog(marks)
 
+    async def ask_control_ends() -> None:
+        """Before telemetry is folded: ask the broker where the low-volume partitions end now.
+
+        The telemetry in hand was produced after every low-volume event the broker holds now
+        (when the producer orders them so: sim.producer), so once the reader has read to these
+        ends no tick closes without an event that belongs in it -- however far the telemetry
+        consumer runs ahead of the reader (a simulator faster than real time, a backlog).
+        Falls back to the reader's last fetch responses if the broker does not answer."""
+        if not control:
+            return
+        consumer = control[0]
+        try:
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+        except KafkaError as exc:
+            log.warning("could not ask the broker for the low-volume ends: %r", exc)
+            note_highwaters()
+            return
+        worker.pipeline.set_backlog({(tp.topic, tp.partition): int(o) for tp, o in ends.items()})
+
     async def consume(stream: Any) -> None:
         async for events in stream.take_events(cfg.take_max, within=cfg.take_within_s):
+            await ask_control_ends()
             async with lock:  # one batch at a time through the fold
                 note_highwaters()
                 await worker.on_records(_records(events))
 
-    app.agent(gpu_topic, name="telemetry")(consume)
+    commit_timer = delivery.CommitTimer()
+
+    async def on_batch(records: list[Record]) -> None:
+        """A whole fetch of telemetry (``delivery = "batch"``, :mod:`streams.delivery`)."""
+        await ask_control_ends()
+        async with lock:
+            note_highwaters()
+            await worker.on_records(records)
+        if commit_timer.due():
+            await commit_read_positions()
+
+    async def commit_read_positions() -> None:
+        """What the agent path's acks amount to: the position after the last record handed to
+        the worker, per telemetry partition held (batch delivery acks nothing through Faust)."""
+        consumer: Any = app.consumer
+        read = worker.pipeline.next_offsets
+        positions = {
+            tp: read[(tp.topic, tp.partition)]
+            for tp in consumer.assignment()
+            if (tp.topic, tp.partition) in read and tp.topic == CLOCK_TOPIC
+        }
+        if not await consumer.commit_positions(positions):
+            log.warning("could not commit the read positions %s", positions)
+
+    if batch:
+        app.topics.add(gpu_topic)  # subscribed; records go to on_batch, not to an agent
+    else:
+        app.agent(gpu_topic, name="telemetry")(consume)
 
     @app.task  # type: ignore[untyped-decorator]
     async def _broadcast_reader() -> None:
@@ -212,6 +267,9 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
         worker.assign(held, telemetry_total)
         if not first_assignment:
             first_assignment.append(True)
+            if batch:
+                consumer: Any = app.consumer
+                consumer.on_batch = on_batch
             if not _shorten_fetch_wait(app):
                 log.warning("could not shorten the consumer's fetch wait (Faust internals changed)")
 
@@ -278,6 +336,8 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
             stopping.append(True)
             async with lock:
                 await worker.emit(worker.flush())
+            if batch:
+                await commit_read_positions()
             log.info("input done and read: stopping")
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -311,20 +371,3 @@ def end_offsets(settings: Settings, bootstrap: str) -> dict[tuple[str, int], int
     finally:
         consumer.close()
     return {(tp.topic, tp.partition): int(off) for tp, off in ends.items()}
-
-
-def write_stop_file(path: Path, offsets: dict[tuple[str, int], int]) -> None:
-    """Tell workers started with ``--stop-file`` where the input ends (written atomically)."""
-    rows = [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(offsets.items())]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rows))
-    tmp.replace(path)
-
-
-def read_stop_file(path: Path) -> dict[tuple[str, int], int] | None:
-    """The end offsets a feeder wrote with :func:`write_stop_file` (None: not there yet)."""
-    try:
-        rows = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    return {(str(r["topic"]), int(r["partition"])): int(r["offset"]) for r in rows}

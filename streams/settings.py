@@ -31,6 +31,7 @@ ENV_PREFIX = "TWIN_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Delivery = Literal["agent", "batch"]
 
 
 def env_var(field: str) -> str:
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
     )
     snapshot_every: int = Field(
         default=6, ge=1, description="Write a state snapshot every this many ticks."
+    )
+    delivery: Delivery = Field(
+        default="agent",
+        description="How facility.gpu reaches the fold: agent (a Faust agent's stream.take) "
+        "or batch (each fetch of Faust's consumer as one batch; faster, see the README).",
     )
 
     @model_validator(mode="after")

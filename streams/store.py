@@ -232,7 +232,7 @@ def gpu_table(run_id: str, snapshot_id: int, state: TwinState) -> pa.Table:
             "model": ids(state.gpu_model[:n].astype(np.int64), MODEL_NAMES),
             "job_id": ids(state.gpu_job[:n].astype(np.int64), state.job_ids),
             "tenant_id": ids(tenant, state.tenant_ids),
-            "status": state.gpu_status[:n],
+            "status": state.gpu_status[:n].copy(),  # written later, by the writer thread
             "power_w": state.gpu_last_power_w[:n].astype(np.float64),
             "temp_c": state.gpu_last_temp_c[:n].astype(np.float64),
             "compute": state.gpu_last_compute[:n].astype(np.float64),

@@ -9,12 +9,15 @@ Transport-neutral: the Faust app (:mod:`streams.app`) hands it records and gives
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,8 @@ __all__ = [
     "WorkerStats",
     "deadletter_value",
     "kpi_messages",
+    "read_stop_file",
+    "write_stop_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,9 @@ class WorkerConfig:
     #: (merged by ``twin merge``) instead of landing KPIs in this worker's DuckDB
     partial: bool = False
     member: str = ""  # names this worker in its partials (default: host and pid)
+    #: how facility.gpu reaches the fold: "agent" (a Faust agent's stream.take_events) or
+    #: "batch" (each fetch of Faust's consumer as one list, streams.delivery)
+    delivery: str = "agent"
 
     @property
     def tick_ns(self) -> int:
@@ -174,6 +182,19 @@ class TwinWorker:
         #: a file the feeder writes with the input's end offsets (``twin worker --stop-file``)
         self.stop_file: Path | None = None
         self._ticks_since_snapshot = 0
+        self._writes: deque[Future[Any]] = deque()  # queued DuckDB writes, oldest first
+
+    def _reap_writes(self) -> None:
+        """Forget the writes that landed; raise the error of one that failed."""
+        writes = self._writes
+        while writes and writes[0].done():
+            writes.popleft().result()
+
+    def _input_complete(self) -> bool:
+        """True once whoever feeds the topics has said where the input ends."""
+        if self.stop_at is None and self.stop_file is not None:
+            self.stop_at = read_stop_file(self.stop_file)
+        return self.stop_at is not None
 
     def caught_up(self) -> bool:
         """True when every partition in ``stop_at`` has been read to its end."""
@@ -188,7 +209,21 @@ class TwinWorker:
         )
 
     def assign(self, held: Sequence[int], total: int) -> None:
-        """The telemetry partitions Kafka assigned this worker, of ``total``."""
+        """The telemetry partitions Kafka assigned this worker, of ``total``.
+
+        A ``--partial`` worker of a finite run (its stop file written: the input is complete)
+        keeps the partitions it had: ones it is given now come from a worker that left the
+        group because it had read them to the end, and claiming them would make this worker's
+        last ticks overlap that worker's partials."""
+        if (
+            self.config.partial
+            and self.telemetry_held is not None
+            and self._input_complete()
+            and {int(p) for p in held} - set(self.telemetry_held)
+        ):
+            log.info("input complete: keeping partitions %s, not taking over %s",
+                     list(self.telemetry_held), sorted(set(held) - set(self.telemetry_held)))
+            held = [p for p in held if int(p) in self.telemetry_held]
         self.telemetry_held = tuple(sorted(int(p) for p in held))
         self.stats.last_record = time.monotonic()  # an idle exit counts from here
         self.telemetry_total = int(total)
@@ -276,16 +311,28 @@ class TwinWorker:
     def close(self, *, final_snapshot: bool = True) -> None:
         """Write a last snapshot (so a restart resumes here) and close DuckDB."""
         if final_snapshot and self.state.tick_start_ns >= 0:
-            self.writer.submit(self._snapshot_op())
+            self._writes.append(self.writer.submit(self._snapshot_op()))
         self.writer.close()
+        failed = [f.exception() for f in self._writes if f.done() and f.exception() is not None]
+        self._writes.clear()
+        if failed:
+            raise failed[0]  # type: ignore[misc]
 
     # ------------------------------------------------------------------------- records
     async def on_records(self, records: Sequence[Record]) -> None:
+        """Fold a batch, queue its DuckDB writes and publish its ticks and dead letters.
+
+        The writes are queued, not awaited: the writer thread lands them (in order, each in its
+        own transaction) while the loop folds the next batch, and a full queue holds the loop
+        back. Every operation is built from copies taken now, never from live state, so a
+        later fold cannot change what lands. A failed write raises here on a later batch, and
+        at :meth:`close`."""
         if not records:
             return
         ops, dead, ticks = self.process(records)
         for op in ops:
-            await self.writer.asubmit(op)
+            self._writes.append(await self.writer.aqueue(op))
+        self._reap_writes()
         if self.publish is not None:
             for d in dead:
                 await self.publish(self.deadletter_topic, d.record.key, deadletter_value(d))
@@ -337,7 +384,7 @@ class TwinWorker:
         """End of a finite input: fold and close everything buffered, then snapshot."""
         ops, _, ticks = self.process([], flush=True)
         for op in ops:
-            self.writer.submit(op)
+            self._writes.append(self.writer.submit(op))
         return ticks
 
     def _snapshot_op(self) -> store.Op:
@@ -357,3 +404,20 @@ class TwinWorker:
 
 def _config_dict(cfg: WorkerConfig) -> dict[str, Any]:
     return {name: getattr(cfg, name) for name in cfg.__dataclass_fields__}
+
+
+def write_stop_file(path: Path, offsets: dict[tuple[str, int], int]) -> None:
+    """Tell workers started with ``--stop-file`` where the input ends (written atomically)."""
+    rows = [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(offsets.items())]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows))
+    tmp.replace(path)
+
+
+def read_stop_file(path: Path) -> dict[tuple[str, int], int] | None:
+    """The end offsets a feeder wrote with :func:`write_stop_file` (None: not there yet)."""
+    try:
+        rows = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return {(str(r["topic"]), int(r["partition"])): int(r["offset"]) for r in rows}

@@ -111,6 +111,13 @@ class DuckDBWriter:
             fut = self.submit(op)
         return await asyncio.wrap_future(fut)
 
+    async def aqueue(self, op: Callable[[duckdb.DuckDBPyConnection], T]) -> Future[T]:
+        """Queue ``op`` from the event loop without waiting for it to run: waits (in a worker
+        thread, never the loop) only while the queue is full. The future tells how it went."""
+        if self._queue.full():
+            return await asyncio.to_thread(self.submit, op)
+        return self.submit(op)
+
     def run(self, op: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Queue ``op`` and wait for it (for synchronous callers, never the event loop)."""
         return self.submit(op).result()

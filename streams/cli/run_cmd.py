@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     config = WorkerConfig(
         run_id=settings.run_id, tick_s=settings.tick_s, lateness_s=settings.lateness_s,
         snapshot_every=settings.snapshot_every, group_id=settings.group_id, idle_exit_s=3.0,
-        scenario=scenario.name, seed=scenario.seed,
+        scenario=scenario.name, seed=scenario.seed, delivery=settings.delivery,
     )
     if args.workers > 1:
         from streams.scaleout import run_scaled_out

@@ -14,8 +14,8 @@ from streams.settings import Settings
 
 __all__ = ["register", "run_worker", "worker_config"]
 
-WORKER_FIELDS = ("run_id", "group_id", "tick_s", "lateness_s", "snapshot_every", "data_dir",
-                 "duckdb_path")
+WORKER_FIELDS = ("run_id", "group_id", "tick_s", "lateness_s", "snapshot_every", "delivery",
+                 "data_dir", "duckdb_path")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -94,6 +94,7 @@ def worker_config(settings: Settings, args: argparse.Namespace) -> Any:
         per_gpu_snapshot=not args.no_gpu_snapshot,
         partial=args.partial,
         member=args.member,
+        delivery=settings.delivery,
     )
 
 

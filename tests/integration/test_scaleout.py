@@ -1,6 +1,7 @@
 """Scale-out against the real broker: ``twin run --workers 2`` (two ``twin worker --partial``
 processes in one consumer group, merged by ``twin merge``'s code) gives the facility totals of
-``twin run`` with one worker on the same simulated events."""
+``twin run`` with one worker on the same simulated events, with either delivery of facility.gpu
+(the Faust agent's stream, or whole fetches: ``TWIN_DELIVERY=batch``)."""
 
 from __future__ import annotations
 
@@ -54,12 +55,16 @@ def _count(db: Path, sql: str, *params: object) -> int:
     return int(row[0])
 
 
+@pytest.mark.parametrize("delivery", ["agent", "batch"])
 def test_two_workers_in_one_group_give_the_facility_totals_of_one(
-    broker_settings: Settings, tmp_path: Path
+    broker_settings: Settings, tmp_path: Path, delivery: str
 ) -> None:
     one_dir, two_dir = tmp_path / "one", tmp_path / "two"
-    one = _twin_run(worker_env(broker_settings, one_dir, "so-one"))
-    two = _twin_run(worker_env(broker_settings, two_dir, "so-two"), "--workers", "2")
+    run_one, run_two = f"so-one-{delivery}", f"so-two-{delivery}"  # twin.partials is shared
+    env_one = {**worker_env(broker_settings, one_dir, run_one), "TWIN_DELIVERY": delivery}
+    env_two = {**worker_env(broker_settings, two_dir, run_two), "TWIN_DELIVERY": delivery}
+    one = _twin_run(env_one)
+    two = _twin_run(env_two, "--workers", "2")
 
     # the group split the telemetry partitions between the two processes
     said = " ".join(two.stderr.split())  # the console wraps long lines
@@ -76,8 +81,8 @@ def test_two_workers_in_one_group_give_the_facility_totals_of_one(
     assert re.search(r"merged \d+ ticks from 2 workers; 0 duplicate, 0 overlapping partials "
                      r"dropped; 0 ticks incomplete", said), said[-2000:]
 
-    cols, want = _facility(one_dir / "twin.duckdb", "so-one")
-    cols2, got = _facility(two_dir / "twin.duckdb", "so-two")
+    cols, want = _facility(one_dir / "twin.duckdb", run_one)
+    cols2, got = _facility(two_dir / "twin.duckdb", run_two)
     assert cols == cols2
     assert len(want) >= 6
     assert [r[cols.index("tick_end_ns")] for r in got] == [
@@ -91,13 +96,13 @@ def test_two_workers_in_one_group_give_the_facility_totals_of_one(
 
     # every rack row once per tick, from the worker that owns it
     racks = _count(one_dir / "twin.duckdb",
-                   "SELECT count(*) FROM kpi WHERE run_id = ? AND scope = 'rack'", "so-one")
+                   "SELECT count(*) FROM kpi WHERE run_id = ? AND scope = 'rack'", run_one)
     assert racks == _count(two_dir / "twin.duckdb",
                            "SELECT count(*) FROM kpi WHERE run_id = ? AND scope = 'rack'",
-                           "so-two")
+                           run_two)
     # each worker kept its own snapshots (recovery) in its own DuckDB file
     for k in (0, 1):
-        db = two_dir / "workers" / f"so-two.w{k}.duckdb"
-        assert _count(db, "SELECT count(*) FROM snapshots WHERE run_id = ?", "so-two") >= 1
+        db = two_dir / "workers" / f"{run_two}.w{k}.duckdb"
+        assert _count(db, "SELECT count(*) FROM snapshots WHERE run_id = ?", run_two) >= 1
     assert '"mfu"' in one.stdout
     assert '"mfu"' in two.stdout

@@ -1,5 +1,7 @@
 """The Faust worker against a real broker: live equals offline replay, dead letters, crash
-recovery (SIGKILL mid-run, restart: same state, no KPI row missing or duplicated)."""
+recovery (SIGKILL mid-run, restart: same state, no KPI row missing or duplicated). Each test runs
+with both deliveries of facility.gpu: the Faust agent's stream and whole fetches
+(``TWIN_DELIVERY=batch``, streams/delivery.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from tests.integration.stream_support import (
 )
 
 pytestmark = pytest.mark.integration
+DELIVERIES = pytest.mark.parametrize("delivery", ["agent", "batch"])
 
 BAD = [
     ("facility.gpu", b"c1-h1-r0001", b"{not json"),
@@ -46,21 +49,24 @@ def _kpi_rows(db: Path, run_id: str) -> list[tuple[object, ...]]:
         con.close()
 
 
+@DELIVERIES
 def test_live_worker_equals_offline_replay_and_dead_letters_bad_events(
-    broker_settings: Settings, kafka_bootstrap: str, tmp_path: Path
+    broker_settings: Settings, kafka_bootstrap: str, tmp_path: Path, delivery: str
 ) -> None:
     records = simulate_records(90.0)
     want_checksum, want_ticks = offline_reference(records)
-    env = worker_env(broker_settings, tmp_path, "live-eq")
+    run = f"live-eq-{delivery}"
+    env = worker_env(broker_settings, tmp_path, run)
+    env["TWIN_DELIVERY"] = delivery
     with worker_process(env, "--fresh", "--idle-exit", "4") as proc:
         # bad events in the middle of good ones: dead-lettered, the worker keeps folding
         half = len(records) // 2
         produce(kafka_bootstrap, records[:half] + BAD + records[half:])
         out = wait_exit(proc)
     assert "3 dead letters" in out
-    assert last_checksum(tmp_path / "twin.duckdb", "live-eq") == want_checksum
+    assert last_checksum(tmp_path / "twin.duckdb", run) == want_checksum
 
-    rows = _kpi_rows(tmp_path / "twin.duckdb", "live-eq")
+    rows = _kpi_rows(tmp_path / "twin.duckdb", run)
     facility = [r for r in rows if r[1] == "facility"]
     assert [r[0] for r in facility] == [t.end_ns for t in want_ticks]
     for row, tick in zip(facility, want_ticks, strict=True):
@@ -68,7 +74,7 @@ def test_live_worker_equals_offline_replay_and_dead_letters_bad_events(
 
     con = duckdb.connect(str(tmp_path / "twin.duckdb"), read_only=True)
     reasons = dict(
-        con.execute("SELECT topic, reason FROM deadletters WHERE run_id = 'live-eq'").fetchall()
+        con.execute("SELECT topic, reason FROM deadletters WHERE run_id = ?", [run]).fetchall()
     )
     con.close()
     assert set(reasons) == {"facility.gpu", "facility.jobs", "facility.power"}
@@ -107,16 +113,19 @@ def _count_ticks(bootstrap: str, run_id: str, stop_at: int, timeout_s: float) ->
     return len(seen)
 
 
+@DELIVERIES
 def test_sigkill_mid_run_then_restart_gives_the_uninterrupted_state(
-    broker_settings: Settings, kafka_bootstrap: str, tmp_path: Path
+    broker_settings: Settings, kafka_bootstrap: str, tmp_path: Path, delivery: str
 ) -> None:
     records = simulate_records(240.0)
     want_checksum, want_ticks = offline_reference(records)
-    env = worker_env(broker_settings, tmp_path, "crash")
+    run = f"crash-{delivery}"
+    env = worker_env(broker_settings, tmp_path, run)
     env["TWIN_SNAPSHOT_EVERY"] = "2"
+    env["TWIN_DELIVERY"] = delivery
     with worker_process(env, "--fresh") as proc:
         produce(kafka_bootstrap, records)
-        seen = _count_ticks(kafka_bootstrap, "crash", stop_at=8, timeout_s=120)
+        seen = _count_ticks(kafka_bootstrap, run, stop_at=8, timeout_s=120)
         assert seen >= 8, "the worker did not get going"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -126,8 +135,8 @@ def test_sigkill_mid_run_then_restart_gives_the_uninterrupted_state(
         out = wait_exit(proc)
     assert "ticks" in out
     db = tmp_path / "twin.duckdb"
-    assert last_checksum(db, "crash") == want_checksum
-    rows = _kpi_rows(db, "crash")
+    assert last_checksum(db, run) == want_checksum
+    rows = _kpi_rows(db, run)
     keys = [(r[0], r[1], r[2]) for r in rows]
     assert len(keys) == len(set(keys)), "a KPI row was written twice"
     facility_ticks = sorted({r[0] for r in rows if r[1] == "facility"})
