@@ -168,7 +168,8 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 @contextlib.contextmanager
 def workers(
-    settings: Settings, runs: list[WorkerRun], tick_s: float, idle_exit_s: float
+    settings: Settings, runs: list[WorkerRun], tick_s: float, idle_exit_s: float,
+    delivery: str = "agent",
 ) -> Iterator[list[subprocess.Popen[str]]]:
     """``twin worker --fresh`` per run; yields once each has positioned its partitions and its
     consumer group is Stable. Killed by their pids when the block ends, if still running."""
@@ -188,6 +189,7 @@ def workers(
                 TWIN_GROUP_ID=run.group_id,
                 TWIN_LATENESS_S=f"{run.lateness_s:g}",
                 TWIN_TICK_S=f"{tick_s:g}",
+                TWIN_DELIVERY=delivery,
             )
             log_path = run.folder / "worker.log"
             logf = stack.enter_context(log_path.open("w"))
@@ -281,6 +283,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short run: 6 ticks")
     parser.add_argument("--idle-exit", type=float, default=4.0,
                         help="the workers' --idle-exit, s (default 4)")
+    parser.add_argument("--delivery", choices=("agent", "batch"), default="agent",
+                        help="the workers' TWIN_DELIVERY (default agent)")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the temporary data")
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
@@ -310,7 +314,7 @@ def main() -> None:
                      else f"the configured cluster {settings.bootstrap_servers}")
             runs = [WorkerRun(lat, f"latency-{k}-{tag}", f"bench-latency-{k}-{tag}",
                               folder / f"worker{k}") for k, lat in enumerate(lateness)]
-            with workers(settings, runs, args.tick, args.idle_exit) as procs:
+            with workers(settings, runs, args.tick, args.idle_exit, args.delivery) as procs:
                 watcher = KpiWatcher(settings)
                 watcher.start()
                 sink = TimedSink(settings)
@@ -342,7 +346,7 @@ def main() -> None:
         f"({result.stats.gpu_samples // max(1, round(result.stats.sim_seconds)):,} GPUs), "
         f"{duration:g} s of event time produced at {args.speed:g}x by the simulator "
         f"(kafka-python, linger 20 ms); ticks of {args.tick:g} s; {len(runs)} `twin worker` "
-        "processes at once, one per lateness.",
+        f"processes at once, one per lateness, {args.delivery} delivery (TWIN_DELIVERY).",
         "",
         "| TWIN_LATENESS_S | ticks | p50 | p95 | p99 | max | meets p99 <= 2 s | event-time wait "
         "p50 | processing p50 / p99 / max | first KPI message p50 |",

@@ -171,18 +171,19 @@ def child_worker(spec: dict[str, Any]) -> None:
     pipe = worker.pipeline
     setattr(pipe, "ingest", _timed_sync(pipe.ingest, probe, "ingest_s"))  # noqa: B010
     setattr(pipe, "advance", _timed_sync(pipe.advance, probe, "advance_s"))  # noqa: B010
-    setattr(worker, "process", _timed_sync(worker.process, probe, "process_s"))  # noqa: B010
+    setattr(worker, "take", _timed_sync(worker.take, probe, "process_s"))  # noqa: B010
+    setattr(worker, "settle", _timed_sync(worker.settle, probe, "process_s"))  # noqa: B010
     setattr(worker, "flush", _timed_sync(worker.flush, probe, "flush_s"))  # noqa: B010
     writer = worker.writer
     setattr(writer, "aqueue", _timed_async(writer.aqueue, probe, "db_s"))  # noqa: B010
     inner = worker.on_records
 
-    async def on_records(records: Any) -> None:
+    async def on_records(records: Any, *more: Any) -> None:
         t0 = time.monotonic()
         if probe.first is None:
             probe.first = t0
             probe.cpu_first = time.process_time()
-        await inner(records)
+        await inner(records, *more)
         t1 = time.monotonic()
         if probe.first_tick is None and worker.stats.ticks:
             # steady state from here: the topology is installed (the log's first events)

@@ -2,15 +2,16 @@
 event loop when an app is created).
 
 ``facility.gpu`` is consumed by a Faust agent in batches (``stream.take_events``), or with
-``delivery = "batch"`` a fetch at a time straight from Faust's consumer (:mod:`streams.delivery`);
-either way its partitions are split among the workers of the consumer group. The low-volume facility topics
-(topology, jobs, leases, power, cooling, network) are *broadcast*: every worker reads every
-partition of them with its own group-less consumer, because every worker needs the whole
-facility's topology, jobs, leases and meters to fold its own racks (see
-:mod:`streams.ownership`). Both hand raw records to the same :class:`streams.worker.TwinWorker`,
-one batch at a time. The twin state is plain numpy in the worker, not a Faust Table: recovery is
-the newest DuckDB snapshot plus a replay of the log from the offsets it records, which the
-``on_rebalance_complete`` handler (telemetry) and the broadcast reader (the rest) seek to.
+``delivery = "batch"`` a fetch at a time straight from Faust's consumer
+(:mod:`streams.delivery`); either way its partitions are split among the workers of the
+consumer group. The low-volume facility topics (topology, jobs, leases, power, cooling,
+network) are *broadcast*: every worker reads every partition of them with its own group-less
+consumer, because every worker needs the whole facility's topology, jobs, leases and meters to
+fold its own racks (see :mod:`streams.ownership`). Both hand raw records to the same
+:class:`streams.worker.TwinWorker`, one batch at a time. The twin state is plain numpy in the
+worker, not a Faust Table: recovery is the newest DuckDB snapshot plus a replay of the log from
+the offsets it records, which the ``on_rebalance_complete`` handler (telemetry) and the
+broadcast reader (the rest) seek to.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
     control_tps = sorted(tp for tp in ends if tp[0] != CLOCK_TOPIC)
     control_start = {tp: worker.resume[tp] for tp in control_tps if tp in worker.resume}
     control: list[AIOKafkaConsumer] = []  # the broadcast reader's consumer, once started
+    #: a client that only asks for end offsets: on the reader's own connection the question
+    #: would wait behind its pending fetch (up to FETCH_MAX_WAIT_MS each time)
+    asker: list[AIOKafkaConsumer] = []
 
     def note_highwaters() -> None:
         """What the broker holds beyond what we read, per low-volume partition (see
@@ -166,18 +170,17 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
         worker.pipeline.set_backlog(marks)
 
     async def ask_control_ends() -> None:
-        """Before telemetry is folded: ask the broker where the low-volume partitions end now.
+        """Before a tick closes: ask the broker where the low-volume partitions end now.
 
         The telemetry in hand was produced after every low-volume event the broker holds now
         (when the producer orders them so: sim.producer), so once the reader has read to these
         ends no tick closes without an event that belongs in it -- however far the telemetry
         consumer runs ahead of the reader (a simulator faster than real time, a backlog).
         Falls back to the reader's last fetch responses if the broker does not answer."""
-        if not control:
+        if not control or not asker:
             return
-        consumer = control[0]
         try:
-            ends = await consumer.end_offsets(list(consumer.assignment()))
+            ends = await asker[0].end_offsets(list(control[0].assignment()))
         except KafkaError as exc:
             log.warning("could not ask the broker for the low-volume ends: %r", exc)
             note_highwaters()
@@ -186,19 +189,17 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
 
     async def consume(stream: Any) -> None:
         async for events in stream.take_events(cfg.take_max, within=cfg.take_within_s):
-            await ask_control_ends()
             async with lock:  # one batch at a time through the fold
                 note_highwaters()
-                await worker.on_records(_records(events))
+                await worker.on_records(_records(events), ask_control_ends)
 
     commit_timer = delivery.CommitTimer()
 
     async def on_batch(records: list[Record]) -> None:
         """A whole fetch of telemetry (``delivery = "batch"``, :mod:`streams.delivery`)."""
-        await ask_control_ends()
         async with lock:
             note_highwaters()
-            await worker.on_records(records)
+            await worker.on_records(records, ask_control_ends)
         if commit_timer.due():
             await commit_read_positions()
 
@@ -231,8 +232,13 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
+        ends_client = AIOKafkaConsumer(
+            **settings.aiokafka_kwargs(bootstrap), group_id=None, enable_auto_commit=False
+        )
         await consumer.start()
         try:
+            await ends_client.start()
+            asker.append(ends_client)
             tps = [AIOTopicPartition(t, p) for t, p in control_tps]
             consumer.assign(tps)
             for tp in tps:
@@ -255,6 +261,8 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
                         await worker.on_records(records)
         finally:
             control.clear()
+            asker.clear()
+            await ends_client.stop()
             await consumer.stop()
 
     first_assignment: list[bool] = []

@@ -356,6 +356,17 @@ class Pipeline:
                 wm = min(wm, self._ctl_clock.get(tp, -1))
         return wm if wm >= 0 else None
 
+    def may_close(self) -> bool:
+        """True when :meth:`advance` may close a tick now: no tick is open yet and records are
+        pending, or the watermark passed the open tick's end plus the lateness."""
+        wm = self.watermark_ns
+        if wm is None:
+            return False
+        st = self.state
+        if st.tick_start_ns < 0:
+            return self._oldest_pending() is not None
+        return wm >= st.tick_end_ns + self.lateness_ns
+
     def advance(self) -> list[TickResult]:
         """Fold and close every tick the watermark has passed (plus lateness)."""
         closed: list[TickResult] = []

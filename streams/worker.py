@@ -319,8 +319,15 @@ class TwinWorker:
             raise failed[0]  # type: ignore[misc]
 
     # ------------------------------------------------------------------------- records
-    async def on_records(self, records: Sequence[Record]) -> None:
+    async def on_records(
+        self,
+        records: Sequence[Record],
+        before_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Fold a batch, queue its DuckDB writes and publish its ticks and dead letters.
+
+        ``before_close`` is awaited after the batch is decoded and before a tick closes, when
+        one may close now (the app asks the broker how far the low-volume topics go).
 
         The writes are queued, not awaited: the writer thread lands them (in order, each in its
         own transaction) while the loop folds the next batch, and a full queue holds the loop
@@ -329,7 +336,10 @@ class TwinWorker:
         at :meth:`close`."""
         if not records:
             return
-        ops, dead, ticks = self.process(records)
+        dead = self.take(records)
+        if before_close is not None and self.pipeline.may_close():
+            await before_close()
+        ops, dead, ticks = self.settle(dead)
         for op in ops:
             self._writes.append(await self.writer.aqueue(op))
         self._reap_writes()
@@ -359,9 +369,19 @@ class TwinWorker:
         self, records: Sequence[Record], *, flush: bool = False
     ) -> tuple[list[store.Op], list[DeadLetter], list[TickResult]]:
         """The synchronous part: fold ``records`` and build the DuckDB operations."""
+        return self.settle(self.take(records), flush=flush)
+
+    def take(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """Decode and buffer ``records``; the ones that failed validation."""
         self.stats.last_record = time.monotonic()
         self.stats.records += len(records)
-        dead = self.pipeline.ingest(records)
+        return self.pipeline.ingest(records)
+
+    def settle(
+        self, dead: list[DeadLetter], *, flush: bool = False
+    ) -> tuple[list[store.Op], list[DeadLetter], list[TickResult]]:
+        """Close the ticks the watermark passed (all, with ``flush``) and build the DuckDB
+        operations for them and for ``dead``."""
         ticks = self.pipeline.advance()
         if flush:
             ticks += self.pipeline.flush()
