@@ -15,7 +15,7 @@ from typing import Any
 from streams.cli.main import CliError
 from streams.cli.options import add_kafka_flags, add_setting_flags, settings_from_args
 from streams.cli.simulate_cmd import parse_speed
-from streams.cli.worker_cmd import WORKER_FIELDS
+from streams.cli.worker_cmd import WORKER_FIELDS, close_worker
 
 __all__ = ["register"]
 
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             stop.set()
             producer.join(timeout=30)
-            worker.close()
+            close_worker(worker)
         if failure:
             raise CliError(f"simulator failed: {failure[0]!r}")
     s = worker.stats

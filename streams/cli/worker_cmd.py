@@ -12,7 +12,7 @@ from streams.cli.main import CliError
 from streams.cli.options import add_kafka_flags, add_setting_flags, settings_from_args
 from streams.settings import Settings
 
-__all__ = ["register", "run_worker", "worker_config"]
+__all__ = ["close_worker", "register", "run_worker", "worker_config"]
 
 WORKER_FIELDS = ("run_id", "group_id", "tick_s", "lateness_s", "snapshot_every", "delivery",
                  "data_dir", "duckdb_path")
@@ -137,7 +137,7 @@ def run_worker(
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
-        worker.close()
+        close_worker(worker)
     s = worker.stats
     logging.getLogger(__name__).info(
         "worker stopped; %d records from before a seek skipped; no record after the start "
@@ -149,6 +149,18 @@ def run_worker(
         f"letters, {s.snapshots} snapshots -> {settings.duckdb_path}"
     )
     return code
+
+
+def close_worker(worker: Any) -> None:
+    """Close a worker (last snapshot, queued DuckDB writes landed); a failed write is a message."""
+    import duckdb
+
+    try:
+        worker.close()
+    except duckdb.Error as exc:
+        raise CliError(
+            f"a DuckDB write failed; the run's latest rows may be missing: {exc}"
+        ) from None
 
 
 def _run(args: argparse.Namespace) -> int:

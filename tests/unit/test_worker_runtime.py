@@ -14,6 +14,8 @@ import duckdb
 import pytest
 
 import sim.producer
+from streams.cli.main import CliError
+from streams.cli.worker_cmd import close_worker
 from streams.pipeline import CLOCK_TOPIC
 from streams.worker import TwinWorker, WorkerConfig, write_stop_file
 from tests.unit.stream_support import simulated_records
@@ -169,3 +171,13 @@ def test_a_queued_snapshot_is_taken_when_built_not_when_written(tmp_path: Path) 
     worker.close(final_snapshot=False)
     assert [r[0] for r in con_rows] == before["status"]
     assert [r[1] for r in con_rows] == pytest.approx(before["power_w"])
+
+
+def test_a_write_that_fails_at_the_end_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    worker = TwinWorker(WorkerConfig(run_id="e"), tmp_path / "e.duckdb")
+    worker.start(fresh_from={})
+    worker._writes.append(
+        worker.writer.submit(lambda con: con.execute("INSERT INTO no_such_table VALUES (1)"))
+    )
+    with pytest.raises(CliError, match=r"a DuckDB write failed.*no_such_table"):
+        close_worker(worker)
