@@ -230,7 +230,7 @@ def child_faust_drain(spec: dict[str, Any]) -> None:
     expected = int(spec["expected"])
     seen = {"n": 0, "first": 0.0, "last": 0.0, "batches": 0}
 
-    async def count(records: Any) -> None:
+    async def count(records: Any, *_: Any) -> None:
         now = time.monotonic()
         # records a consumer still delivers from before the seek are not this backlog's
         n = sum(1 for r in records if r.offset >= start.get((r.topic, r.partition), 0))
