@@ -59,6 +59,9 @@ CONTROL_TOPICS: tuple[str, ...] = TOPIC_RANK  # every input topic but the teleme
 #: half the throughput of a replay or catch-up (bench/bench_worker.py). Idle, it costs a few
 #: fetch requests per second.
 FETCH_MAX_WAIT_MS = 100
+#: How long a tick that may close waits for the low-volume reader to start (it starts within a
+#: second or two of the app; telemetry can arrive sooner)
+READER_START_TIMEOUT_S = 60.0
 
 
 def _shorten_fetch_wait(app: faust.App, wait_ms: int = FETCH_MAX_WAIT_MS) -> bool:
@@ -155,6 +158,7 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
     #: a client that only asks for end offsets: on the reader's own connection the question
     #: would wait behind its pending fetch (up to FETCH_MAX_WAIT_MS each time)
     asker: list[AIOKafkaConsumer] = []
+    reader_ready = asyncio.Event()  # set once the broadcast reader is positioned
 
     def note_highwaters() -> None:
         """What the broker holds beyond what we read, per low-volume partition (see
@@ -176,7 +180,16 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
         (when the producer orders them so: sim.producer), so once the reader has read to these
         ends no tick closes without an event that belongs in it -- however far the telemetry
         consumer runs ahead of the reader (a simulator faster than real time, a backlog).
-        Falls back to the reader's last fetch responses if the broker does not answer."""
+        Falls back to the reader's last fetch responses if the broker does not answer.
+
+        Waits for the broadcast reader to start first: telemetry can arrive before it has, and
+        a tick closed then would miss the topology and the jobs."""
+        if not reader_ready.is_set():
+            try:
+                await asyncio.wait_for(reader_ready.wait(), READER_START_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("the low-volume reader has not started after %.0f s; closing the "
+                            "tick without asking where those topics end", READER_START_TIMEOUT_S)
         if not control or not asker:
             return
         try:
@@ -248,6 +261,7 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
                 else:
                     consumer.seek(tp, at)
             control.append(consumer)
+            reader_ready.set()
             while True:
                 got = await consumer.getmany(timeout_ms=200, max_records=cfg.take_max)
                 records = [
@@ -260,6 +274,7 @@ def make_app(settings: Settings, bootstrap: str, worker: TwinWorker) -> faust.Ap
                         note_highwaters()
                         await worker.on_records(records)
         finally:
+            reader_ready.clear()
             control.clear()
             asker.clear()
             await ends_client.stop()
