@@ -59,10 +59,10 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 records, active = await self._wait_next_records(1.0)
+                generation = self.app.consumer_generation_id
                 await asyncio.sleep(0)  # never starve the loop (timers, rebalance signals)
                 if not records or self.should_stop or not self.flow_active:
                     continue
-                generation = self.app.consumer_generation_id
                 batch: list[Record] = []
                 for tp, recs in records.items():
                     if active is not None and tp not in active and (
