@@ -20,23 +20,21 @@ offsets (:mod:`streams.app`).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from streams.pipeline import Record
+from streams.settings import Delivery
 
 __all__ = ["DELIVERIES", "SCHEME", "Consumer", "Transport", "install"]
 
-log = logging.getLogger(__name__)
-
 #: How records reach the twin: Faust agent streams (``stream.take_events``) or whole fetches.
-DELIVERIES: tuple[str, ...] = ("agent", "batch")
+DELIVERIES: tuple[str, ...] = get_args(Delivery)
 #: URL scheme of :class:`Transport` in Faust's transport registry (``broker_consumer``).
 SCHEME = "twinbatch"
 
