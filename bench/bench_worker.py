@@ -805,8 +805,7 @@ def _case_lines(cases: list[Case]) -> list[str]:
                 f"**{c.live_rate / json_case.live_rate:.1f}x**, "
                 f"{c.live_rate / TARGET:.2f} of the 2.2 M/s target; offline `Pipeline` "
                 f"{c.offline_rate / json_case.offline_rate:.1f}x; state checksums of the two "
-                + ("equal" if c.live["checksum"] == json_case.live["checksum"] else "DIFFERENT")
-                + "."
+                f"{_same_state(c, json_case)}."
             )
     for c in cases:
         agent = next((a for a in cases if a.delivery == "agent" and a.scenario == c.scenario
@@ -821,10 +820,16 @@ def _case_lines(cases: list[Case]) -> list[str]:
                 f"**{c.live_rate / agent.live_rate:.1f}x**; sustained {_m(c.steady_rate)}/s vs "
                 f"{_m(agent.steady_rate)}/s = {c.steady_rate / agent.steady_rate:.1f}x, "
                 f"{c.steady_rate / TARGET:.2f} of the 2.2 M/s target; state checksums "
-                + ("equal" if c.live["checksum"] == agent.live["checksum"] else "DIFFERENT")
-                + "."
+                f"{_same_state(c, agent)}."
             )
     return lines
+
+
+def _same_state(a: Case, b: Case) -> str:
+    """Whether two live workers folded the same state."""
+    assert a.live is not None
+    assert b.live is not None
+    return "equal" if a.live["checksum"] == b.live["checksum"] else "DIFFERENT"
 
 
 def naive_line(naive: dict[str, Any], cases: list[Case]) -> str:

@@ -23,8 +23,6 @@ from kafka import KafkaProducer
 from schemas.topics import TOPIC_GPU
 from sim.records import Record
 
-TELEMETRY_TOPIC = TOPIC_GPU
-
 __all__ = ["KafkaSink", "ProduceError"]
 
 #: Producer settings tuned for many ~7 KB telemetry messages per second.
@@ -60,7 +58,7 @@ class KafkaSink:
         for topic, key, value in records:
             send(topic, key=key, value=value).add_errback(self._failed)
             self.bytes += len(value)
-            control = control or topic != TELEMETRY_TOPIC
+            control = control or topic != TOPIC_GPU
         self.records += len(records)
         if control:
             self._producer.flush()  # low-volume events at the broker before later telemetry

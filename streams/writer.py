@@ -2,8 +2,9 @@
 
 Event-loop code never touches DuckDB. It submits *operations*: callables that receive the
 connection and run inside the writer thread, each in its own transaction. ``submit`` returns a
-:class:`concurrent.futures.Future`; ``asubmit`` awaits it without blocking the loop. A full queue
-applies back-pressure: ``asubmit`` waits for room in a worker thread, never in the loop.
+:class:`concurrent.futures.Future`; ``aqueue`` queues from the event loop without waiting for
+the operation to run. A full queue applies back-pressure: ``aqueue`` waits for room in a worker
+thread, never in the loop.
 
 Analysts get read-only connections elsewhere (:func:`connect_read_only`); DuckDB allows one
 read-write process per file, so while a worker writes, other processes read the file only after
@@ -102,14 +103,6 @@ class DuckDBWriter:
         fut: Future[T] = Future()
         self._queue.put((op, fut))
         return fut
-
-    async def asubmit(self, op: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Queue ``op`` from the event loop and await its result without blocking the loop."""
-        if self._queue.full():
-            fut = await asyncio.to_thread(self.submit, op)
-        else:
-            fut = self.submit(op)
-        return await asyncio.wrap_future(fut)
 
     async def aqueue(self, op: Callable[[duckdb.DuckDBPyConnection], T]) -> Future[T]:
         """Queue ``op`` from the event loop without waiting for it to run: waits (in a worker
